@@ -1,0 +1,16 @@
+// Subcommands of the `day18` executable. Each registers itself on the CLI11 app and returns the
+// flag that says it was chosen; main() runs the chosen one.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace day18::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_kernel_command(CLI::App& app);
+Runner add_tour_command(CLI::App& app);
+
+}  // namespace day18::cli

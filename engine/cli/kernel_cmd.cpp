@@ -1,0 +1,99 @@
+// `day18 kernel`: run one op of the registry on tensors from a safetensors file, so anyone can
+// check a kernel on their own inputs from Python (see docs/ops.md for each op's tensor names).
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "engine/cli/commands.h"
+#include "engine/core/safetensors.h"
+#include "engine/ops/registry.h"
+
+namespace day18::cli {
+namespace {
+
+struct KernelOptions {
+  std::string op;
+  std::string in;
+  std::string out;
+  std::string device = "cpu";
+  std::vector<std::string> attrs;
+  bool list = false;
+  bool markdown = false;
+};
+
+void print_list(bool markdown) {
+  for (const OpDef& op : OpRegistry::instance().all()) {
+    if (markdown) {
+      std::cout << "## `" << op.name << "` (" << op.family << ")\n\n" << op.summary << "\n\n";
+      std::cout << "| tensor | role | layout |\n|---|---|---|\n";
+      for (auto& t : op.inputs) std::cout << "| `" << t.name << "` | input | " << t.layout << " |\n";
+      for (auto& t : op.outputs) std::cout << "| `" << t.name << "` | output | " << t.layout << " |\n";
+      if (!op.attrs.empty()) {
+        std::cout << "\n| attribute | default | meaning |\n|---|---|---|\n";
+        for (auto& a : op.attrs)
+          std::cout << "| `" << a.name << "` | " << (a.default_value.empty() ? "required" : a.default_value)
+                    << " | " << a.doc << " |\n";
+      }
+      std::cout << "\n";
+    } else {
+      std::printf("%-22s %s\n", op.name.c_str(), op.summary.c_str());
+    }
+  }
+}
+
+int run_kernel(const KernelOptions& o) {
+  if (o.list) {
+    print_list(o.markdown);
+    return 0;
+  }
+  DAY18_REQUIRE(!o.op.empty(), "kernel: name an op (day18 kernel --list shows them)");
+  DAY18_REQUIRE(!o.in.empty(), "kernel: --in <inputs.safetensors> is required");
+  DAY18_REQUIRE(!o.out.empty(), "kernel: --out <outputs.safetensors> is required");
+  const OpDef& op = OpRegistry::instance().find(o.op);
+  const Device device = parse_device(o.device);
+  if (device == Device::cuda)
+    DAY18_REQUIRE(cuda_available(), "kernel: --device cuda but ", cuda_unavailable_reason());
+
+  TensorFile file = read_safetensors(o.in);
+  std::map<std::string, std::string> kv;  // keys starting with '_' are provenance, not attributes
+  for (auto& [k, v] : file.metadata)
+    if (!k.empty() && k[0] != '_') kv[k] = v;
+  Attrs attrs(kv);
+  for (const std::string& kv : o.attrs) {
+    auto eq = kv.find('=');
+    DAY18_REQUIRE(eq != std::string::npos, "--attr expects key=value, got '", kv, "'");
+    attrs.set(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  TensorStore io(device);
+  for (auto& [name, t] : file.tensors) io.put(name, t.view());
+  std::unique_ptr<Stream> stream;
+  if (device == Device::cuda) stream = std::make_unique<Stream>();
+  run_op(op, io, attrs, stream ? stream->get() : nullptr);
+
+  std::map<std::string, Tensor> outs;
+  for (auto& t : op.outputs) outs.emplace(t.name, io.get(t.name));
+  auto meta = attrs.all();
+  meta["_op"] = op.name;
+  meta["_device"] = std::string(device_name(device));
+  write_safetensors(o.out, outs, meta);
+  std::printf("%s on %s: wrote %zu tensor(s) to %s\n", op.name.c_str(),
+              std::string(device_name(device)).c_str(), outs.size(), o.out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_kernel_command(CLI::App& app) {
+  auto o = std::make_shared<KernelOptions>();
+  CLI::App* sub = app.add_subcommand("kernel", "Run one op on tensors from a safetensors file");
+  sub->add_option("op", o->op, "Op name (see --list)");
+  sub->add_option("--in", o->in, "Input tensors (.safetensors); __metadata__ holds attributes");
+  sub->add_option("--out", o->out, "Where to write the output tensors (.safetensors)");
+  sub->add_option("--device", o->device, "cpu (the oracle) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  sub->add_option("--attr", o->attrs, "Override an attribute: key=value (repeatable)");
+  sub->add_flag("--list", o->list, "List the ops");
+  sub->add_flag("--markdown", o->markdown, "With --list: the tensor and attribute tables as Markdown");
+  return [o] { return run_kernel(*o); };
+}
+
+}  // namespace day18::cli

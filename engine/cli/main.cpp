@@ -1,0 +1,28 @@
+// day18: the course's one executable.
+//   day18 tour                      guided run of the Day 18 kernels (GPU, or CPU backend)
+//   day18 kernel <op> --in a.safetensors --out b.safetensors --device cpu|cuda
+//   day18 kernel --list [--markdown]
+#include <cstdio>
+#include <exception>
+
+#include "engine/cli/commands.h"
+#include "engine/core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"day18: how one LLM inference step executes on a GPU (vLLM course, Day 18)"};
+  app.require_subcommand(1);
+  day18::cli::Runner tour = day18::cli::add_tour_command(app);
+  day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (app.got_subcommand("tour")) return tour();
+    if (app.got_subcommand("kernel")) return kernel();
+  } catch (const day18::Error& e) {
+    std::fprintf(stderr, "day18: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "day18: unexpected error: %s\n", e.what());
+    return 3;
+  }
+  return 0;
+}

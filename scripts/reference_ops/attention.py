@@ -1,0 +1,6 @@
+"""PyTorch reference for the attention op family (placeholder: no cases yet)."""
+from __future__ import annotations
+
+
+def cases(device: str, seed: int):
+    return []

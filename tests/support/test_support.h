@@ -1,0 +1,63 @@
+// Shared helpers for every GoogleTest suite.
+//
+//   TEST(RmsNorm, MatchesOracle) {
+//     DAY18_REQUIRE_GPU();                // skips without a device; fails if REQUIRE_GPU=1
+//     ...
+//     EXPECT_CLOSE(actual, expected, day18::default_tolerance(dtype));
+//   }
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "engine/core/compare.h"
+#include "engine/core/memory.h"
+#include "engine/core/rng.h"
+
+namespace day18::testing {
+
+// Root of the source tree (for reference/outputs and friends).
+inline std::string source_dir() { return DAY18_SOURCE_DIR; }
+
+inline bool gpu_required_by_env() {
+  const char* v = std::getenv("REQUIRE_GPU");
+  return v && std::string(v) == "1";
+}
+
+// Copies any tensor into host memory (for comparing device results).
+inline OwnedTensor to_host(const Tensor& t) {
+  OwnedTensor h(t.sizes(), t.dtype(), Storage::host);
+  copy_tensor(h.view(), t);
+  return h;
+}
+
+inline ::testing::AssertionResult tensors_close(const char* a_expr, const char* e_expr,
+                                                const char*, const Tensor& actual,
+                                                const Tensor& expected, Tolerance tol) {
+  OwnedTensor a = to_host(actual), e = to_host(expected);
+  CompareResult r = compare_tensors(a.view(), e.view(), tol);
+  if (r.ok) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << a_expr << " vs " << e_expr << ": " << r.report;
+}
+
+}  // namespace day18::testing
+
+// Skip a GPU test on a machine without a usable device, with the reason; with REQUIRE_GPU=1
+// (the GPU preset) the same situation is a failure instead.
+#define DAY18_REQUIRE_GPU()                                                               \
+  do {                                                                                    \
+    if (!::day18::cuda_available()) {                                                     \
+      if (::day18::testing::gpu_required_by_env())                                        \
+        FAIL() << "REQUIRE_GPU=1 but " << ::day18::cuda_unavailable_reason();             \
+      else                                                                                \
+        GTEST_SKIP() << "needs a CUDA GPU: " << ::day18::cuda_unavailable_reason();       \
+    }                                                                                     \
+  } while (0)
+
+// EXPECT_CLOSE(actual, expected, tol): any devices; prints the first mismatches.
+#define EXPECT_CLOSE(actual, expected, tol) \
+  EXPECT_PRED_FORMAT3(::day18::testing::tensors_close, actual, expected, tol)
+#define ASSERT_CLOSE(actual, expected, tol) \
+  ASSERT_PRED_FORMAT3(::day18::testing::tensors_close, actual, expected, tol)
