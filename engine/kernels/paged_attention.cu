@@ -1,0 +1,619 @@
+// PagedAttention kernels: v1 (one pass over the whole context) and v2 (split-K over partitions +
+// a reduce kernel). Both are the same kernel, paged_attention_kernel; `partition_size == 0` makes
+// it v1 (write the normalized output directly), otherwise it writes one partition's fp32 result
+// and softmax statistics for paged_attention_v2_reduce_kernel.
+//
+// Work of one thread block: one query token and the query heads of ONE KV group (up to
+// kMaxHeadsPerBlock of them). vLLM's grid is tokens x heads, one head per block; with GQA
+// (32 query heads, 8 KV heads) that reads every K/V row 4 times and leans on L2 to absorb 3 of
+// them (4 GiB of L2 traffic for 1 GiB of KV at B=64, ctx 4096: L2 bandwidth then limits, not HBM).
+// Folding the heads of a group into the block reads each K/V row once and reuses it from
+// registers for all heads. For MHA (ratio 1) the grid is exactly vLLM's tokens x heads.
+//
+// Inside a block (fp16, head_size 128 as the example):
+//   - A K or V row is head_size * 2 = 256 bytes = 16 vectors of 16 bytes. A "thread group" of
+//     TPK = 16 threads handles one key token: each thread loads one 16-byte vector (8 halves) and
+//     holds the matching 8 query elements (x heads) in fp32 registers. A warp covers KPW = 2 keys
+//     per load instruction: 512 contiguous bytes when both keys sit in one KV block.
+//   - Each thread issues UNROLL = 8 independent 16-byte loads before using any of them, so a
+//     warp walks 16 consecutive tokens (one whole 16-token KV block) per step with 4 KB in flight.
+//   - Phase 1: dot products (fp32), reduced over the thread group with shuffles; the logits of
+//     the block's context range go to shared memory, laid out [token][head].
+//   - Softmax: block-wide max per head (running max), exp, block-wide sum.
+//   - Phase 2: same mapping over V rows; each thread accumulates its 8 output elements x heads
+//     in fp32, weights read from shared memory; groups and warps are reduced at the end through
+//     shared memory (reusing the logits space).
+// Head sizes whose vector count is not a power of two (80, 96, 112) round TPK up and leave a few
+// threads of each group idle.
+#include "engine/kernels/paged_attention.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "engine/core/dtype.h"
+#include "engine/core/error.h"
+
+namespace day18::cuda {
+namespace {
+
+constexpr int kWarpSize = 32;
+constexpr int kG = kMaxHeadsPerBlock;
+
+constexpr int pow2_ceil(int x) {
+  int p = 1;
+  while (p < x) p *= 2;
+  return p;
+}
+
+// Compile-time geometry of the thread mapping for element type T and head size H.
+template <typename T, int H>
+struct Geometry {
+  static constexpr int kVec = 16 / sizeof(T);  // elements per 16-byte load
+  static_assert(H % kVec == 0, "head_size must be a multiple of the 16-byte vector");
+  static constexpr int kNumVecs = H / kVec;                              // vectors per K/V row
+  static constexpr int kTPK = std::min(kWarpSize, pow2_ceil(kNumVecs));  // threads per key
+  static constexpr int kNV = (kNumVecs + kTPK - 1) / kTPK;               // vectors per thread
+  static constexpr int kKPW = kWarpSize / kTPK;                          // keys per warp load
+  static constexpr int kUnroll = std::max(1, 8 / kNV);  // loads in flight per thread
+  static constexpr int kKeysPerStep = kKPW * kUnroll;   // tokens a warp covers per step
+};
+
+// 16 bytes of T -> kVec floats.
+template <typename T>
+__device__ __forceinline__ void unpack(const uint4& v, float* f);
+template <>
+__device__ __forceinline__ void unpack<float>(const uint4& v, float* f) {
+  f[0] = __uint_as_float(v.x);
+  f[1] = __uint_as_float(v.y);
+  f[2] = __uint_as_float(v.z);
+  f[3] = __uint_as_float(v.w);
+}
+template <>
+__device__ __forceinline__ void unpack<__half>(const uint4& v, float* f) {
+  const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x = __half22float2(h[i]);
+    f[2 * i] = x.x;
+    f[2 * i + 1] = x.y;
+  }
+}
+template <>
+__device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& v, float* f) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 x = __bfloat1622float2(h[i]);
+    f[2 * i] = x.x;
+    f[2 * i + 1] = x.y;
+  }
+}
+
+__device__ __forceinline__ uint4 load16(const void* p) {
+  return __ldg(reinterpret_cast<const uint4*>(p));
+}
+
+// Grid (x = token * head_chunks + head_chunk, y = partition); NUM_THREADS threads.
+// partition_size == 0: v1 (one partition = the whole context, writes `out`).
+template <typename T, int H, int NUM_THREADS>
+__global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
+    T* __restrict__ out,                   // [num_tokens, num_heads, H]                  (v1)
+    float* __restrict__ exp_sums,          // [num_tokens, num_heads, max_num_partitions] (v2)
+    float* __restrict__ max_logits,        // [num_tokens, num_heads, max_num_partitions] (v2)
+    float* __restrict__ tmp_out,           // [num_tokens, num_heads, max_num_partitions, H] (v2)
+    const T* __restrict__ query,           // [num_tokens, num_heads, H]
+    const T* __restrict__ key_cache,       // [num_blocks, num_kv_heads, block_size, H]
+    const T* __restrict__ value_cache,     // [num_blocks, num_kv_heads, block_size, H]
+    const int* __restrict__ block_tables,  // [num_seqs, max_blocks_per_seq]
+    const int* __restrict__ seq_idx,       // [num_tokens]
+    const int* __restrict__ context_lens,  // [num_tokens]
+    float scale, int num_heads, int num_kv_heads, int heads_per_block, int block_size_log2,
+    int max_blocks_per_seq, int num_seqs, int max_context_len, int partition_size,
+    int max_num_partitions) {
+  using Geo = Geometry<T, H>;
+  constexpr int kVec = Geo::kVec, kNV = Geo::kNV, kTPK = Geo::kTPK, kKPW = Geo::kKPW;
+  constexpr int kUnroll = Geo::kUnroll, kKeysPerStep = Geo::kKeysPerStep;
+  constexpr int kNumWarps = NUM_THREADS / kWarpSize;
+
+  extern __shared__ float smem[];  // logits [n][heads_per_block], later the output reduction
+  __shared__ float red[kNumWarps][kG];
+  __shared__ float s_inv_sum[kG];
+
+  const int hpb = heads_per_block;
+  const int chunks = num_heads / hpb;
+  const int token = blockIdx.x / chunks;
+  const int head0 = (blockIdx.x % chunks) * hpb;
+  const int kv_head = head0 / (num_heads / num_kv_heads);
+  const int part = blockIdx.y;
+  const bool v1 = partition_size == 0;
+
+  const int tid = threadIdx.x, warp = tid / kWarpSize, lane = tid % kWarpSize;
+  const int kg = lane / kTPK;  // key slot of this thread's group within the warp
+  const int l = lane % kTPK;   // position within the group
+
+  const int s = seq_idx[token];
+  const int ctx = context_lens[token];
+  if (s < 0 || s >= num_seqs || ctx <= 0 || ctx > max_context_len) {
+    // Bad metadata -> NaN; padding token (ctx == 0) -> zeros. v2 leaves it to the reduce kernel.
+    if (v1) {
+      const float fill = ctx == 0 && s >= 0 && s < num_seqs ? 0.f : __int_as_float(0x7fc00000);
+      for (int i = tid; i < hpb * H; i += NUM_THREADS)
+        out[(static_cast<int64_t>(token) * num_heads + head0) * H + i] = from_float<T>(fill);
+    }
+    return;
+  }
+  const int start = v1 ? 0 : part * partition_size;
+  if (start >= ctx) return;  // v2: this partition lies beyond the context
+  const int end = v1 ? ctx : min(ctx, start + partition_size);
+  const int n = end - start;
+  const int block_mask = (1 << block_size_log2) - 1;
+  const int* bt = block_tables + static_cast<int64_t>(s) * max_blocks_per_seq;
+  const int64_t head_stride = static_cast<int64_t>(H) << block_size_log2;  // one KV head of a block
+  const int64_t block_stride = head_stride * num_kv_heads;
+  const T* k_base = key_cache + kv_head * head_stride;
+  const T* v_base = value_cache + kv_head * head_stride;
+
+  // This thread's slice of the (pre-scaled) query of each head, in fp32.
+  float q[kG][kNV][kVec];
+#pragma unroll
+  for (int h = 0; h < kG; ++h)
+#pragma unroll
+    for (int j = 0; j < kNV; ++j) {
+      const int vi = l + j * kTPK;
+      if (h < hpb && vi < Geo::kNumVecs) {
+        float f[kVec];
+        unpack<T>(
+            load16(query + (static_cast<int64_t>(token) * num_heads + head0 + h) * H + vi * kVec),
+            f);
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) q[h][j][e] = f[e] * scale;
+      } else {
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) q[h][j][e] = 0.f;
+      }
+    }
+
+  // Address of element vector `vi` of token t's row (t relative to the sequence start).
+  auto row = [&](const T* base, int t, int vi) {
+    const int64_t pb = __ldg(bt + (t >> block_size_log2));
+    return base + pb * block_stride + static_cast<int64_t>(t & block_mask) * H + vi * kVec;
+  };
+
+  // ---- Phase 1: logits = scale * q . k for every key of [start, end) ----
+  float thread_max[kG];
+#pragma unroll
+  for (int h = 0; h < kG; ++h) thread_max[h] = -FLT_MAX;
+  for (int t0 = start + warp * kKeysPerStep; t0 < end; t0 += kNumWarps * kKeysPerStep) {
+    uint4 kv[kUnroll][kNV];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = t0 + u * kKPW + kg;
+#pragma unroll
+      for (int j = 0; j < kNV; ++j) {
+        const int vi = l + j * kTPK;
+        kv[u][j] =
+            t < end && vi < Geo::kNumVecs ? load16(row(k_base, t, vi)) : make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float dot[kG];
+#pragma unroll
+      for (int h = 0; h < kG; ++h) dot[h] = 0.f;
+#pragma unroll
+      for (int j = 0; j < kNV; ++j) {
+        float f[kVec];
+        unpack<T>(kv[u][j], f);
+#pragma unroll
+        for (int h = 0; h < kG; ++h)
+          if (h < hpb)
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) dot[h] = fmaf(q[h][j][e], f[e], dot[h]);
+      }
+#pragma unroll
+      for (int h = 0; h < kG; ++h)
+        if (h < hpb)
+#pragma unroll
+          for (int off = kTPK / 2; off > 0; off /= 2)
+            dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], off);
+      const int t = t0 + u * kKPW + kg;
+      if (t < end && l == 0) {
+#pragma unroll
+        for (int h = 0; h < kG; ++h)
+          if (h < hpb) {
+            smem[(t - start) * hpb + h] = dot[h];
+            thread_max[h] = fmaxf(thread_max[h], dot[h]);
+          }
+      }
+    }
+  }
+
+  // ---- Softmax over [start, end): block max, exp, block sum ----
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+#pragma unroll
+    for (int off = kWarpSize / 2; off > 0; off /= 2)
+      thread_max[h] = fmaxf(thread_max[h], __shfl_xor_sync(0xffffffffu, thread_max[h], off));
+    if (lane == 0) red[warp][h] = thread_max[h];
+  }
+  __syncthreads();  // also publishes the logits
+  float m[kG], sum[kG];
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+    m[h] = red[0][h];
+#pragma unroll
+    for (int w = 1; w < kNumWarps; ++w) m[h] = fmaxf(m[h], red[w][h]);
+    sum[h] = 0.f;
+  }
+  for (int t = tid; t < n; t += NUM_THREADS)
+#pragma unroll
+    for (int h = 0; h < kG; ++h)
+      if (h < hpb) {
+        const float p = expf(smem[t * hpb + h] - m[h]);
+        smem[t * hpb + h] = p;
+        sum[h] += p;
+      }
+  __syncthreads();  // everyone has read red[] (the max) before it is reused for the sum
+#pragma unroll
+  for (int h = 0; h < kG; ++h) {
+#pragma unroll
+    for (int off = kWarpSize / 2; off > 0; off /= 2)
+      sum[h] += __shfl_xor_sync(0xffffffffu, sum[h], off);
+    if (lane == 0) red[warp][h] = sum[h];
+  }
+  __syncthreads();  // publishes the sums and the exp'd weights
+  if (tid < hpb) {
+    float total = 0.f;
+    for (int w = 0; w < kNumWarps; ++w) total += red[w][tid];
+    s_inv_sum[tid] = 1.f / total;  // total >= 1: the max term contributes exp(0)
+    if (!v1) {
+      const int64_t i =
+          (static_cast<int64_t>(token) * num_heads + head0 + tid) * max_num_partitions + part;
+      exp_sums[i] = total;
+    }
+  }
+#pragma unroll
+  for (int h = 0; h < kG; ++h)
+    if (!v1 && tid == h && h < hpb)
+      max_logits[(static_cast<int64_t>(token) * num_heads + head0 + h) * max_num_partitions +
+                 part] = m[h];
+
+  // ---- Phase 2: acc = sum_t p[t] * v[t] ----
+  float acc[kG][kNV][kVec];
+#pragma unroll
+  for (int h = 0; h < kG; ++h)
+#pragma unroll
+    for (int j = 0; j < kNV; ++j)
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[h][j][e] = 0.f;
+  for (int t0 = start + warp * kKeysPerStep; t0 < end; t0 += kNumWarps * kKeysPerStep) {
+    uint4 vv[kUnroll][kNV];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = t0 + u * kKPW + kg;
+#pragma unroll
+      for (int j = 0; j < kNV; ++j) {
+        const int vi = l + j * kTPK;
+        vv[u][j] =
+            t < end && vi < Geo::kNumVecs ? load16(row(v_base, t, vi)) : make_uint4(0, 0, 0, 0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int t = t0 + u * kKPW + kg;
+      if (t < end) {
+#pragma unroll
+        for (int j = 0; j < kNV; ++j) {
+          float f[kVec];
+          unpack<T>(vv[u][j], f);
+#pragma unroll
+          for (int h = 0; h < kG; ++h)
+            if (h < hpb) {
+              const float p = smem[(t - start) * hpb + h];
+#pragma unroll
+              for (int e = 0; e < kVec; ++e) acc[h][j][e] = fmaf(p, f[e], acc[h][j][e]);
+            }
+        }
+      }
+    }
+  }
+  // Reduce over the key slots of a warp (lanes l, l + TPK, ...), then over warps in smem.
+#pragma unroll
+  for (int h = 0; h < kG; ++h)
+    if (h < hpb)
+#pragma unroll
+      for (int j = 0; j < kNV; ++j)
+#pragma unroll
+        for (int e = 0; e < kVec; ++e)
+#pragma unroll
+          for (int off = kTPK; off < kWarpSize; off *= 2)
+            acc[h][j][e] += __shfl_xor_sync(0xffffffffu, acc[h][j][e], off);
+  __syncthreads();  // every warp is done reading the weights: smem is reused below
+  if (kg == 0) {
+#pragma unroll
+    for (int h = 0; h < kG; ++h)
+      if (h < hpb)
+#pragma unroll
+        for (int j = 0; j < kNV; ++j) {
+          const int vi = l + j * kTPK;
+          if (vi < Geo::kNumVecs)
+#pragma unroll
+            for (int e = 0; e < kVec; ++e)
+              smem[(warp * hpb + h) * H + vi * kVec + e] = acc[h][j][e];
+        }
+  }
+  __syncthreads();
+  for (int i = tid; i < hpb * H; i += NUM_THREADS) {
+    float v = 0.f;
+#pragma unroll
+    for (int w = 0; w < kNumWarps; ++w) v += smem[w * hpb * H + i];
+    v *= s_inv_sum[i / H];
+    const int64_t row_i = static_cast<int64_t>(token) * num_heads + head0 + i / H;
+    if (v1)
+      out[row_i * H + i % H] = from_float<T>(v);
+    else
+      tmp_out[(row_i * max_num_partitions + part) * H + i % H] = v;
+  }
+}
+
+// Grid: num_tokens * num_heads (one block per output row), 128 threads over head_size.
+// Combines the partitions: out = sum_p tmp_out[p] * exp_sums[p] * exp(max_p - max) / total.
+template <typename T>
+__global__ void __launch_bounds__(128) paged_attention_v2_reduce_kernel(
+    T* __restrict__ out,                   // [num_tokens, num_heads, head_size]
+    const float* __restrict__ exp_sums,    // [num_tokens, num_heads, max_num_partitions]
+    const float* __restrict__ max_logits,  // [num_tokens, num_heads, max_num_partitions]
+    const float* __restrict__ tmp_out,     // [num_tokens, num_heads, max_num_partitions, head_size]
+    const int* __restrict__ seq_idx, const int* __restrict__ context_lens, int num_heads,
+    int head_size, int num_seqs, int max_context_len, int partition_size, int max_num_partitions) {
+  constexpr int kThreads = 128, kWarps = kThreads / kWarpSize;
+  __shared__ float red[kWarps];
+  __shared__ float s_max, s_total;
+  const int64_t row = blockIdx.x;  // token * num_heads + head
+  const int token = static_cast<int>(row / num_heads);
+  const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int s = seq_idx[token];
+  const int ctx = context_lens[token];
+  T* o = out + row * head_size;
+  if (s < 0 || s >= num_seqs || ctx <= 0 || ctx > max_context_len) {
+    const float fill = ctx == 0 && s >= 0 && s < num_seqs ? 0.f : __int_as_float(0x7fc00000);
+    for (int d = tid; d < head_size; d += kThreads) o[d] = from_float<T>(fill);
+    return;
+  }
+  const int parts = (ctx + partition_size - 1) / partition_size;
+  const float* ml = max_logits + row * max_num_partitions;
+  const float* es = exp_sums + row * max_num_partitions;
+  const float* tmp = tmp_out + row * max_num_partitions * head_size;
+  if (parts == 1) {  // one partition: already normalized
+    for (int d = tid; d < head_size; d += kThreads) o[d] = from_float<T>(tmp[d]);
+    return;
+  }
+  float m = -FLT_MAX;
+  for (int p = tid; p < parts; p += kThreads) m = fmaxf(m, ml[p]);
+  for (int off = kWarpSize / 2; off > 0; off /= 2)
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
+  if (lane == 0) red[warp] = m;
+  __syncthreads();
+  if (tid == 0) {
+    float mm = red[0];
+    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, red[w]);
+    s_max = mm;
+  }
+  __syncthreads();
+  m = s_max;
+  float total = 0.f;
+  for (int p = tid; p < parts; p += kThreads) total += es[p] * expf(ml[p] - m);
+  for (int off = kWarpSize / 2; off > 0; off /= 2)
+    total += __shfl_xor_sync(0xffffffffu, total, off);
+  __syncthreads();  // red[] (the max) has been read by thread 0
+  if (lane == 0) red[warp] = total;
+  __syncthreads();
+  if (tid == 0) {
+    float t = 0.f;
+    for (int w = 0; w < kWarps; ++w) t += red[w];
+    s_total = t;
+  }
+  __syncthreads();
+  const float inv_total = 1.f / s_total;
+  for (int d = tid; d < head_size; d += kThreads) {
+    float v = 0.f;
+    for (int p = 0; p < parts; ++p)
+      v += tmp[static_cast<int64_t>(p) * head_size + d] * es[p] * expf(ml[p] - m);
+    o[d] = from_float<T>(v * inv_total);
+  }
+}
+
+// Calls f.template operator()<H>() for a supported head size.
+template <typename F>
+void dispatch_head_size(int head_size, F&& f) {
+  switch (head_size) {
+    case 64:
+      return f.template operator()<64>();
+    case 80:
+      return f.template operator()<80>();
+    case 96:
+      return f.template operator()<96>();
+    case 112:
+      return f.template operator()<112>();
+    case 128:
+      return f.template operator()<128>();
+    case 256:
+      return f.template operator()<256>();
+    default:
+      break;
+  }
+  DAY18_REQUIRE(false, "paged_attention: head_size ", head_size,
+                " has no kernel (supported: 64, 80, 96, 112, 128, 256)");
+}
+
+int log2_exact(int x) {
+  int l = 0;
+  while ((1 << l) < x) ++l;
+  return l;
+}
+
+struct Common {
+  int num_tokens, num_heads, num_kv_heads, head_size, block_size, num_seqs, max_blocks_per_seq, hpb;
+};
+
+Common common_of(const Tensor& query, const Tensor& key_cache, const Tensor& block_tables) {
+  Common c{};
+  c.num_tokens = static_cast<int>(query.size(0));
+  c.num_heads = static_cast<int>(query.size(1));
+  c.head_size = static_cast<int>(query.size(2));
+  c.num_kv_heads = static_cast<int>(key_cache.size(1));
+  c.block_size = static_cast<int>(key_cache.size(2));
+  c.num_seqs = static_cast<int>(block_tables.size(0));
+  c.max_blocks_per_seq = static_cast<int>(block_tables.size(1));
+  c.hpb = paged_attention_heads_per_block(c.num_heads, c.num_kv_heads);
+  return c;
+}
+
+// Launches paged_attention_kernel<T, H, NT> with `smem` dynamic shared bytes.
+template <typename T, int H, int NT>
+void launch_main(const Common& c, dim3 grid, size_t smem, T* out, float* exp_sums,
+                 float* max_logits, float* tmp_out, const Tensor& query, const Tensor& key_cache,
+                 const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                 const Tensor& context_lens, float scale, int max_context_len, int partition_size,
+                 int max_num_partitions, cudaStream_t stream) {
+  auto kernel = paged_attention_kernel<T, H, NT>;
+  if (smem > 48 * 1024)  // above 48 KB a kernel must opt in
+    DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(smem)));
+  kernel<<<grid, NT, smem, stream>>>(
+      out, exp_sums, max_logits, tmp_out, query.ptr<T>(), key_cache.ptr<T>(), value_cache.ptr<T>(),
+      block_tables.ptr<int32_t>(), seq_idx.ptr<int32_t>(), context_lens.ptr<int32_t>(), scale,
+      c.num_heads, c.num_kv_heads, c.hpb, log2_exact(c.block_size), c.max_blocks_per_seq,
+      c.num_seqs, max_context_len, partition_size, max_num_partitions);
+  DAY18_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads) {
+  if (num_threads == 128) return true;
+  return dtype == DType::f16 && head_size == 128 &&
+         (num_threads == 64 || num_threads == 256 || num_threads == 512);
+}
+
+int paged_attention_heads_per_block(int num_heads, int num_kv_heads) {
+  const int ratio = num_kv_heads > 0 ? num_heads / num_kv_heads : 1;
+  for (int g = kMaxHeadsPerBlock; g > 1; --g)
+    if (ratio % g == 0) return g;
+  return 1;
+}
+
+size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_threads,
+                                    int context_tokens) {
+  const size_t logits = static_cast<size_t>(context_tokens) * heads_per_block;
+  const size_t reduction =
+      static_cast<size_t>(num_threads / kWarpSize) * heads_per_block * head_size;
+  return std::max(logits, reduction) * sizeof(float);
+}
+
+namespace {
+struct DeviceLimits {
+  int sms = 0;
+  size_t smem_optin = 0;
+};
+const DeviceLimits& device_limits() {
+  static std::mutex mu;
+  static std::vector<DeviceLimits> cache;
+  int dev = 0;
+  DAY18_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  if (cache.size() <= static_cast<size_t>(dev)) cache.resize(dev + 1);
+  if (cache[dev].sms == 0) {
+    int sms = 0, optin = 0;
+    DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    cache[dev].smem_optin = static_cast<size_t>(optin);
+    cache[dev].sms = sms;
+  }
+  return cache[dev];
+}
+// Static shared memory of the kernel (red[][], s_max, s_inv_sum) comes out of the same budget.
+constexpr size_t kStaticSmemReserve = 1024;
+}  // namespace
+
+size_t max_shared_bytes_per_block() {
+  return device_limits().smem_optin - kStaticSmemReserve;
+}
+int sm_count() {
+  return device_limits().sms;
+}
+
+// Grid: x = num_tokens * (num_heads / heads_per_block) (the heads of one KV group folded into a
+// block, head chunks of one token adjacent), y = 1. Block: num_threads (default 128) threads;
+// a group of TPK threads per key token, 16-byte loads (see the top of this file).
+void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                        int max_context_len, int num_threads, cudaStream_t stream) {
+  const Common c = common_of(query, key_cache, block_tables);
+  if (c.num_tokens == 0) return;
+  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), 1);
+  const size_t smem =
+      paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, max_context_len);
+  dispatch_float(query.dtype(), [&]<typename T>() {
+    dispatch_head_size(c.head_size, [&]<int H>() {
+      auto go = [&]<int NT>() {
+        launch_main<T, H, NT>(c, grid, smem, out.ptr<T>(), nullptr, nullptr, nullptr, query,
+                              key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
+                              max_context_len, 0, 1, stream);
+      };
+      // Thread-count variants only where the block-size experiment uses them (compile time).
+      if constexpr (std::is_same_v<T, __half> && H == 128) {
+        switch (num_threads) {
+          case 64:
+            return go.template operator()<64>();
+          case 256:
+            return go.template operator()<256>();
+          case 512:
+            return go.template operator()<512>();
+          default:
+            break;
+        }
+      }
+      DAY18_REQUIRE(num_threads == 128, "paged_attention_v1: num_threads ", num_threads,
+                    " not compiled for this dtype/head_size (only 128)");
+      go.template operator()<128>();
+    });
+  });
+}
+
+// Grid: x = num_tokens * (num_heads / heads_per_block), y = max_num_partitions; 128 threads.
+// Then the reduce kernel: one block of 128 threads per (token, head).
+void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                        const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                        int max_context_len, int partition_size, cudaStream_t stream) {
+  const Common c = common_of(query, key_cache, block_tables);
+  if (c.num_tokens == 0) return;
+  const int max_num_partitions = static_cast<int>(exp_sums.size(2));
+  constexpr int kThreads = kPagedAttentionDefaultThreads;
+  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), max_num_partitions);
+  const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, kThreads, partition_size);
+  dispatch_float(query.dtype(), [&]<typename T>() {
+    dispatch_head_size(c.head_size, [&]<int H>() {
+      launch_main<T, H, kThreads>(c, grid, smem, nullptr, exp_sums.ptr<float>(),
+                                  max_logits.ptr<float>(), tmp_out.ptr<float>(), query, key_cache,
+                                  value_cache, block_tables, seq_idx, context_lens, scale,
+                                  max_context_len, partition_size, max_num_partitions, stream);
+    });
+    paged_attention_v2_reduce_kernel<T><<<c.num_tokens * c.num_heads, 128, 0, stream>>>(
+        out.ptr<T>(), exp_sums.ptr<float>(), max_logits.ptr<float>(), tmp_out.ptr<float>(),
+        seq_idx.ptr<int32_t>(), context_lens.ptr<int32_t>(), c.num_heads, c.head_size, c.num_seqs,
+        max_context_len, partition_size, max_num_partitions);
+    DAY18_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace day18::cuda

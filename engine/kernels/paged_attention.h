@@ -1,0 +1,89 @@
+// PagedAttention (vLLM's paged_attention_v1 / paged_attention_v2) over the engine's KV-cache
+// layout.
+//
+// Each query token attends to the first context_len keys of its sequence. The keys and values of a
+// sequence are scattered over fixed-size KV blocks; block_tables[s][i] is the physical block that
+// holds the sequence's tokens [i*block_size, (i+1)*block_size).
+//
+// Generalisation of vLLM: vLLM's context_lens is per sequence (decode only). Here both
+// `seq_idx` and `context_lens` are PER QUERY TOKEN, so one kernel serves
+//   - decode:  token b is sequence b: seq_idx[b] = b, context_lens[b] = that sequence's length;
+//   - prefill: one token per prompt position p, seq_idx = its sequence, context_lens = p + 1
+//     (causal mask by construction; slow compared with a real prefill kernel but correct).
+//
+// Metadata values live on the device and are not checked by the host here (the ops layer checks
+// them when they are host tensors). The kernels guard memory safety instead: a token whose
+// seq_idx is outside [0, num_seqs) or whose context_len is outside [0, max_context_len] gets NaN
+// in every output element, and context_len == 0 (a padding token, e.g. in a CUDA graph padded
+// batch) gets zeros. Physical block ids in block_tables are trusted.
+//
+// Launchers validate nothing (engine/ops/attention.h does), take the stream last, and run on the
+// tensors' device.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "engine/core/tensor.h"
+
+namespace day18::cuda {
+
+// Head sizes and KV block sizes the kernels are compiled for.
+inline constexpr int kPagedAttentionHeadSizes[] = {64, 80, 96, 112, 128, 256};
+inline constexpr int kPagedAttentionBlockSizes[] = {8, 16, 32};
+// Thread counts of v1 (the thread-block-size experiment). 128 exists for every head size and
+// dtype; 64/256/512 only for fp16 with head_size 128 (compile time: see paged_attention.cu).
+inline constexpr int kPagedAttentionThreadCounts[] = {64, 128, 256, 512};
+inline constexpr int kPagedAttentionDefaultThreads = 128;
+// One thread block handles up to this many query heads of ONE KV group (see the .cu).
+inline constexpr int kMaxHeadsPerBlock = 4;
+
+// True when a v1 kernel with this many threads exists for (dtype, head_size).
+bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads);
+
+// Query heads one thread block processes: the largest divisor of num_heads/num_kv_heads that is
+// <= kMaxHeadsPerBlock.
+int paged_attention_heads_per_block(int num_heads, int num_kv_heads);
+
+// Dynamic shared memory of one thread block: fp32 logits for `context_tokens` keys (the whole
+// context for v1, one partition for v2) x heads_per_block, or the output reduction buffer,
+// whichever is larger.
+size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_threads,
+                                    int context_tokens);
+// Largest dynamic shared memory one block may use on the current device (opt-in limit).
+size_t max_shared_bytes_per_block();
+// Streaming multiprocessors of the current device.
+int sm_count();
+
+// v1: the whole context of one (token, KV group) in one thread block; logits of the whole
+// context in shared memory. Needs paged_attention_shared_bytes(..., max_context_len) <=
+// max_shared_bytes_per_block().
+void paged_attention_v1(
+    const Tensor& out,           // [num_tokens, num_heads, head_size]
+    const Tensor& query,         // [num_tokens, num_heads, head_size]
+    const Tensor& key_cache,     // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& value_cache,   // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& block_tables,  // [num_seqs, max_blocks_per_seq] int32
+    const Tensor& seq_idx,       // [num_tokens] int32
+    const Tensor& context_lens,  // [num_tokens] int32
+    float scale, int max_context_len, int num_threads, cudaStream_t stream);
+
+// v2: split-K. The context is cut into partitions of partition_size tokens; one thread block per
+// (token, KV group, partition) writes that partition's normalized output and softmax statistics
+// into the fp32 workspace, and a reduce kernel combines the partitions into `out`.
+// max_num_partitions = ceil(max_context_len / partition_size).
+void paged_attention_v2(
+    const Tensor& out,           // [num_tokens, num_heads, head_size]
+    const Tensor& exp_sums,      // [num_tokens, num_heads, max_num_partitions] f32
+    const Tensor& max_logits,    // [num_tokens, num_heads, max_num_partitions] f32
+    const Tensor& tmp_out,       // [num_tokens, num_heads, max_num_partitions, head_size] f32
+    const Tensor& query,         // [num_tokens, num_heads, head_size]
+    const Tensor& key_cache,     // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& value_cache,   // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& block_tables,  // [num_seqs, max_blocks_per_seq] int32
+    const Tensor& seq_idx,       // [num_tokens] int32
+    const Tensor& context_lens,  // [num_tokens] int32
+    float scale, int max_context_len, int partition_size, cudaStream_t stream);
+
+}  // namespace day18::cuda

@@ -1,0 +1,304 @@
+#include "engine/ops/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "engine/core/memory.h"
+#include "engine/cpu/paged_attention.h"
+#include "engine/kernels/paged_attention.h"
+
+namespace day18 {
+namespace {
+
+constexpr size_t kWorkspaceAlign = 256;
+constexpr int kMinAutoPartition = 128;
+// An H100 SXM, for planning when no GPU is present.
+constexpr int kNominalSms = 132;
+constexpr size_t kNominalSmemPerBlock = 227 * 1024 - 1024;
+
+size_t align_up(size_t x) {
+  return (x + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
+}
+
+bool supported_head_size(int64_t h) {
+  for (int s : cuda::kPagedAttentionHeadSizes)
+    if (s == h) return true;
+  return false;
+}
+bool supported_block_size(int64_t b) {
+  for (int s : cuda::kPagedAttentionBlockSizes)
+    if (s == b) return true;
+  return false;
+}
+
+int sms() {
+  return cuda_available() ? cuda::sm_count() : kNominalSms;
+}
+size_t smem_limit() {
+  return cuda_available() ? cuda::max_shared_bytes_per_block() : kNominalSmemPerBlock;
+}
+
+struct Dims {
+  int64_t num_tokens, num_heads, head_size, num_blocks, num_kv_heads, block_size, num_seqs,
+      max_blocks_per_seq;
+};
+
+// Everything common to v1, v2 and the auto call. Returns the dimensions.
+Dims check_common(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                  const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                  const Tensor& context_lens, double scale, int max_context_len) {
+  const std::pair<const Tensor*, const char*> all[] = {{&out, "out"},
+                                                       {&query, "query"},
+                                                       {&key_cache, "key_cache"},
+                                                       {&value_cache, "value_cache"},
+                                                       {&block_tables, "block_tables"},
+                                                       {&seq_idx, "seq_idx"},
+                                                       {&context_lens, "context_lens"}};
+  for (auto& [t, name] : all) {
+    expect_defined(*t, name);
+    expect_device(*t, name, query.device());
+    expect_contiguous(*t, name);
+  }
+  expect_dtype_in(query, "query", {DType::f32, DType::f16, DType::bf16});
+  expect_same_dtype(out, "out", query, "query");
+  expect_same_dtype(key_cache, "key_cache", query, "query");
+  expect_same_dtype(value_cache, "value_cache", query, "query");
+  expect_dtype(block_tables, "block_tables", DType::i32);
+  expect_dtype(seq_idx, "seq_idx", DType::i32);
+  expect_dtype(context_lens, "context_lens", DType::i32);
+
+  expect_dim(query, "query", 3);
+  Dims d{};
+  d.num_tokens = query.size(0);
+  d.num_heads = query.size(1);
+  d.head_size = query.size(2);
+  DAY18_REQUIRE(supported_head_size(d.head_size), "query: head_size ", d.head_size,
+                " not supported (supported head_size: 64, 80, 96, 112, 128, 256)");
+  expect_shape(out, "out", {d.num_tokens, d.num_heads, d.head_size});
+  expect_dim(key_cache, "key_cache", 4);
+  d.num_blocks = key_cache.size(0);
+  d.num_kv_heads = key_cache.size(1);
+  d.block_size = key_cache.size(2);
+  expect_shape(key_cache, "key_cache", {kAnyDim, kAnyDim, kAnyDim, d.head_size});
+  expect_shape(value_cache, "value_cache",
+               {d.num_blocks, d.num_kv_heads, d.block_size, d.head_size});
+  DAY18_REQUIRE(supported_block_size(d.block_size), "key_cache: block_size ", d.block_size,
+                " not supported (supported block_size: 8, 16, 32)");
+  DAY18_REQUIRE(
+      d.num_kv_heads > 0 && d.num_heads > 0 && d.num_heads % d.num_kv_heads == 0,
+      "num_heads (query dim 1) = ", d.num_heads,
+      " must be a positive multiple of num_kv_heads (key_cache dim 1) = ", d.num_kv_heads);
+  expect_dim(block_tables, "block_tables", 2);
+  d.num_seqs = block_tables.size(0);
+  d.max_blocks_per_seq = block_tables.size(1);
+  expect_shape(seq_idx, "seq_idx", {d.num_tokens});
+  expect_shape(context_lens, "context_lens", {d.num_tokens});
+  DAY18_REQUIRE(std::isfinite(scale), "scale must be finite, got ", scale);
+  const int64_t capacity = d.max_blocks_per_seq * d.block_size;
+  DAY18_REQUIRE(max_context_len >= 0 && max_context_len <= capacity, "max_context_len ",
+                max_context_len,
+                " must be in [0, max_blocks_per_seq * block_size = ", d.max_blocks_per_seq, " * ",
+                d.block_size, " = ", capacity, "]");
+
+  if (query.is_cuda()) {
+    for (auto& [t, name] : all)
+      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, name,
+                    ": data must be 16-byte aligned for the vector loads (", t->describe(), ")");
+  } else {
+    // Host tensors: the metadata values are cheap to check.
+    const int32_t* si = seq_idx.ptr<int32_t>();
+    const int32_t* cl = context_lens.ptr<int32_t>();
+    const int32_t* bt = block_tables.ptr<int32_t>();
+    for (int64_t i = 0; i < d.num_tokens; ++i) {
+      DAY18_REQUIRE(si[i] >= 0 && si[i] < d.num_seqs, "seq_idx[", i, "] = ", si[i],
+                    " out of range [0, num_seqs = ", d.num_seqs, ")");
+      DAY18_REQUIRE(cl[i] >= 0, "context_lens[", i, "] = ", cl[i],
+                    " is negative (0 marks a padding token)");
+      DAY18_REQUIRE(cl[i] <= capacity, "context_lens[", i, "] = ", cl[i],
+                    " exceeds max_blocks_per_seq * block_size = ", capacity);
+      DAY18_REQUIRE(cl[i] <= max_context_len, "context_lens[", i, "] = ", cl[i],
+                    " exceeds max_context_len = ", max_context_len);
+      const int64_t used = (cl[i] + d.block_size - 1) / d.block_size;
+      for (int64_t b = 0; b < used; ++b) {
+        const int32_t pb = bt[si[i] * d.max_blocks_per_seq + b];
+        DAY18_REQUIRE(pb >= 0 && pb < d.num_blocks, "block_tables[", si[i], "][", b, "] = ", pb,
+                      " out of range [0, num_blocks = ", d.num_blocks, ")");
+      }
+    }
+  }
+  return d;
+}
+
+void check_v1_fits(const Dims& d, int max_context_len, int num_threads, DType dtype, bool cuda) {
+  DAY18_REQUIRE(
+      cuda::paged_attention_v1_has_threads(dtype, static_cast<int>(d.head_size), num_threads),
+      "num_threads ", num_threads, " not available for ", dtype_name(dtype), " head_size ",
+      d.head_size, " (128 always; 64/256/512 only for float16 with head_size 128)");
+  if (!cuda) return;  // the CPU backend has no shared-memory limit
+  const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(d.num_heads),
+                                                        static_cast<int>(d.num_kv_heads));
+  const size_t need = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(d.head_size),
+                                                         num_threads, max_context_len);
+  DAY18_REQUIRE(need <= smem_limit(), "paged_attention_v1: max_context_len ", max_context_len,
+                " needs ", need, " bytes of shared memory for the logits (limit ", smem_limit(),
+                "); use paged_attention_v2 (version v2 or auto)");
+}
+
+}  // namespace
+
+PagedAttentionVersion parse_paged_attention_version(std::string_view s) {
+  if (s == "auto") return PagedAttentionVersion::automatic;
+  if (s == "v1") return PagedAttentionVersion::v1;
+  if (s == "v2") return PagedAttentionVersion::v2;
+  DAY18_REQUIRE(false, "version: expected auto, v1 or v2, got '", s, "'");
+}
+
+std::string_view paged_attention_version_name(PagedAttentionVersion v) {
+  switch (v) {
+    case PagedAttentionVersion::automatic:
+      return "auto";
+    case PagedAttentionVersion::v1:
+      return "v1";
+    case PagedAttentionVersion::v2:
+      return "v2";
+  }
+  return "?";
+}
+
+PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
+                                        int64_t head_size, int max_context_len,
+                                        const PagedAttentionOptions& o) {
+  DAY18_REQUIRE(num_kv_heads > 0 && num_heads % num_kv_heads == 0, "num_heads ", num_heads,
+                " must be a multiple of num_kv_heads ", num_kv_heads);
+  DAY18_REQUIRE(o.partition_size >= 0, "partition_size must be >= 0 (0 = auto), got ",
+                o.partition_size);
+  DAY18_REQUIRE(max_context_len >= 0, "max_context_len must be >= 0, got ", max_context_len);
+  PagedAttentionPlan p;
+  p.num_threads = o.num_threads;
+  const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(num_heads),
+                                                        static_cast<int>(num_kv_heads));
+  const int64_t v1_blocks = num_tokens * (num_heads / hpb);
+  const int64_t n_sms = sms();
+  auto parts = [&](int ps) { return std::max<int64_t>(1, (max_context_len + ps - 1) / ps); };
+
+  int ps = o.partition_size;
+  if (ps == 0) {
+    ps = kDefaultPartitionSize;
+    while (ps > kMinAutoPartition && v1_blocks * parts(ps) < 2 * n_sms) ps /= 2;
+  }
+  PagedAttentionVersion v = o.version;
+  if (v == PagedAttentionVersion::automatic) {
+    const size_t v1_smem = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(head_size),
+                                                              o.num_threads, max_context_len);
+    if (v1_smem > smem_limit())
+      v = PagedAttentionVersion::v2;
+    else if (max_context_len <= ps && v1_blocks >= n_sms)
+      v = PagedAttentionVersion::v1;
+    else if (v1_blocks >= 8 * n_sms)
+      v = PagedAttentionVersion::v1;
+    else
+      v = PagedAttentionVersion::v2;
+  }
+  p.version = v;
+  if (v == PagedAttentionVersion::v2) {
+    p.partition_size = ps;
+    p.max_num_partitions = static_cast<int>(parts(ps));
+    p.exp_sums_shape = {num_tokens, num_heads, p.max_num_partitions};
+    p.max_logits_shape = p.exp_sums_shape;
+    p.tmp_out_shape = {num_tokens, num_heads, p.max_num_partitions, head_size};
+    const size_t stats = static_cast<size_t>(num_tokens * num_heads * p.max_num_partitions) * 4;
+    p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
+  }
+  return p;
+}
+
+PagedAttentionWorkspace split_paged_attention_workspace(const PagedAttentionPlan& plan,
+                                                        const Tensor& workspace) {
+  PagedAttentionWorkspace w;
+  if (plan.version != PagedAttentionVersion::v2) return w;
+  expect_dtype(workspace, "workspace", DType::u8);
+  expect_contiguous(workspace, "workspace");
+  DAY18_REQUIRE(workspace.nbytes() >= plan.workspace_bytes, "workspace: ", workspace.nbytes(),
+                " bytes, the v2 plan needs ", plan.workspace_bytes, " (see plan_paged_attention)");
+  auto* base = static_cast<uint8_t*>(workspace.data());
+  const size_t stats = static_cast<size_t>(plan.exp_sums_shape[0] * plan.exp_sums_shape[1] *
+                                           plan.exp_sums_shape[2]) *
+                       4;
+  w.exp_sums = Tensor(base, DType::f32, plan.exp_sums_shape, workspace.device());
+  w.max_logits =
+      Tensor(base + align_up(stats), DType::f32, plan.max_logits_shape, workspace.device());
+  w.tmp_out =
+      Tensor(base + 2 * align_up(stats), DType::f32, plan.tmp_out_shape, workspace.device());
+  return w;
+}
+
+void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                        int max_context_len, int num_threads, cudaStream_t stream) {
+  const Dims d = check_common(out, query, key_cache, value_cache, block_tables, seq_idx,
+                              context_lens, scale, max_context_len);
+  check_v1_fits(d, max_context_len, num_threads, query.dtype(), query.is_cuda());
+  if (query.is_cuda())
+    cuda::paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_idx,
+                             context_lens, static_cast<float>(scale), max_context_len, num_threads,
+                             stream);
+  else
+    cpu::paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                         static_cast<float>(scale));
+}
+
+void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                        const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                        int max_context_len, int partition_size, cudaStream_t stream) {
+  const Dims d = check_common(out, query, key_cache, value_cache, block_tables, seq_idx,
+                              context_lens, scale, max_context_len);
+  DAY18_REQUIRE(partition_size > 0 && partition_size % d.block_size == 0, "partition_size ",
+                partition_size, " must be a positive multiple of block_size ", d.block_size);
+  const int64_t parts =
+      std::max<int64_t>(1, (max_context_len + partition_size - 1) / partition_size);
+  const std::pair<const Tensor*, const char*> ws[] = {
+      {&exp_sums, "exp_sums"}, {&max_logits, "max_logits"}, {&tmp_out, "tmp_out"}};
+  for (auto& [t, name] : ws) {
+    expect_defined(*t, name);
+    expect_device(*t, name, query.device());
+    expect_contiguous(*t, name);
+    expect_dtype(*t, name, DType::f32);
+  }
+  expect_shape(exp_sums, "exp_sums", {d.num_tokens, d.num_heads, parts});
+  expect_shape(max_logits, "max_logits", {d.num_tokens, d.num_heads, parts});
+  expect_shape(tmp_out, "tmp_out", {d.num_tokens, d.num_heads, parts, d.head_size});
+  if (query.is_cuda())
+    cuda::paged_attention_v2(out, exp_sums, max_logits, tmp_out, query, key_cache, value_cache,
+                             block_tables, seq_idx, context_lens, static_cast<float>(scale),
+                             max_context_len, partition_size, stream);
+  else
+    cpu::paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                         static_cast<float>(scale));
+}
+
+void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                     const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                     const Tensor& context_lens, double scale, int max_context_len,
+                     const Tensor& workspace, const PagedAttentionOptions& options,
+                     cudaStream_t stream) {
+  expect_dim(query, "query", 3);
+  expect_dim(key_cache, "key_cache", 4);
+  const PagedAttentionPlan plan = plan_paged_attention(
+      query.size(0), query.size(1), key_cache.size(1), query.size(2), max_context_len, options);
+  if (plan.version == PagedAttentionVersion::v1 || !query.is_cuda()) {
+    paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                       scale, max_context_len, plan.num_threads, stream);
+    return;
+  }
+  expect_device(workspace, "workspace", query.device());
+  const PagedAttentionWorkspace w = split_paged_attention_workspace(plan, workspace);
+  paged_attention_v2(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache, value_cache,
+                     block_tables, seq_idx, context_lens, scale, max_context_len,
+                     plan.partition_size, stream);
+}
+
+}  // namespace day18

@@ -1,0 +1,112 @@
+// PagedAttention, the public calls (both backends). See engine/kernels/paged_attention.h for the
+// kernels and the per-token metadata; the layouts are:
+//   out, query    [num_tokens, num_heads, head_size]              float32 / float16 / bfloat16
+//   key_cache,
+//   value_cache   [num_blocks, num_kv_heads, block_size, head_size]  same dtype as query
+//   block_tables  [num_seqs, max_blocks_per_seq] int32  physical block of each logical block
+//   seq_idx       [num_tokens] int32  row of block_tables (the sequence) of each query token
+//   context_lens  [num_tokens] int32  keys the token attends to: positions 0..context_len-1 of
+//                 its sequence. vLLM's context_lens is per sequence; making it per TOKEN lets one
+//                 call do decode (seq_idx = 0..B-1, context_lens = sequence lengths) and prefill
+//                 (one entry per prompt position p with context_len = p + 1: causal).
+//                 context_len == 0 marks a padding token: its output is zeros. Negative values
+//                 are rejected.
+// out = softmax(scale * q . K^T) V per head; query head h reads KV head h / (num_heads /
+// num_kv_heads) (GQA/MQA). Supported: head_size 64, 80, 96, 112, 128, 256; block_size 8, 16, 32.
+// fp32 accumulation on the GPU, double on the CPU.
+//
+// What is validated: dtypes, shapes, devices (all tensors on one device), contiguity, 16-byte
+// alignment (CUDA), head/block size, num_heads % num_kv_heads, scale finite, max_context_len
+// within [0, max_blocks_per_seq * block_size]. Metadata VALUES (seq_idx in range, 0 <=
+// context_len <= max_context_len, physical block ids in [0, num_blocks)) are checked only when
+// those tensors are in host memory (reading device memory would synchronize); on the device the
+// kernels turn bad seq_idx / context_len into NaN outputs instead of reading out of bounds.
+//
+// max_context_len is the largest context_lens entry (or any upper bound of it): v1 sizes its
+// shared memory from it and v2 its partitions, without reading device memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <string_view>
+#include <vector>
+
+#include "engine/core/tensor.h"
+
+namespace day18 {
+
+enum class PagedAttentionVersion { automatic, v1, v2 };
+PagedAttentionVersion parse_paged_attention_version(std::string_view s);  // "auto", "v1", "v2"
+std::string_view paged_attention_version_name(PagedAttentionVersion v);
+
+inline constexpr int kDefaultPartitionSize = 512;
+
+struct PagedAttentionOptions {
+  PagedAttentionVersion version = PagedAttentionVersion::automatic;
+  int partition_size = 0;  // v2 tokens per partition; 0 = auto (see plan_paged_attention)
+  int num_threads = 128;   // v1 threads per block: 128, or 64/256/512 for fp16 head_size 128
+};
+
+// What paged_attention() will launch for a shape, and the v2 workspace it needs.
+struct PagedAttentionPlan {
+  PagedAttentionVersion version = PagedAttentionVersion::v1;  // v1 or v2, never automatic
+  int partition_size = 0;                                     // v2 only
+  int max_num_partitions = 1;  // v2: ceil(max_context_len / partition_size)
+  int num_threads = 128;
+  std::vector<int64_t> exp_sums_shape;    // [num_tokens, num_heads, max_num_partitions] f32
+  std::vector<int64_t> max_logits_shape;  // [num_tokens, num_heads, max_num_partitions] f32
+  std::vector<int64_t> tmp_out_shape;  // [num_tokens, num_heads, max_num_partitions, head_size] f32
+  size_t workspace_bytes = 0;          // the three above packed, each 256-byte aligned; 0 for v1
+};
+
+// The rule for version = automatic (the GPU's SM count and shared memory limit come from the
+// current device, or an H100's 132 SMs / 227 KB when there is none):
+//   partition_size auto: 512, halved (down to 128) while the v2 grid would have fewer than
+//                        2 blocks per SM (B=1 decode: more partitions to fill the GPU).
+//   v1 blocks = num_tokens * (num_heads / heads_per_block) (heads of a KV group share a block).
+//   -> v2 if v1's logits of the whole context do not fit in shared memory;
+//   -> v1 if the context fits one partition and the v1 grid has at least one block per SM;
+//   -> v1 if the v1 grid has at least 8 blocks per SM (large batch: v2's fp32 workspace and
+//      reduce kernel are pure overhead);
+//   -> v2 otherwise (small grids, long contexts: split-K gives every SM work).
+// Forcing v1 or v2 is honoured (errors if v1's shared memory cannot hold the context).
+PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
+                                        int64_t head_size, int max_context_len,
+                                        const PagedAttentionOptions& options = {});
+
+// Splits a workspace (uint8 tensor of >= plan.workspace_bytes, same device) into the v2
+// tensors of the plan.
+struct PagedAttentionWorkspace {
+  Tensor exp_sums, max_logits, tmp_out;
+};
+PagedAttentionWorkspace split_paged_attention_workspace(const PagedAttentionPlan& plan,
+                                                        const Tensor& workspace);
+
+// v1: whole context per thread block. CUDA: error if the context's logits do not fit in shared
+// memory (use v2).
+void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                        int max_context_len, int num_threads = 128, cudaStream_t stream = nullptr);
+
+// v2: split-K over partitions of partition_size tokens (a positive multiple of block_size) and a
+// reduce kernel. exp_sums/max_logits/tmp_out are caller-provided fp32 workspace (shapes in
+// PagedAttentionPlan), so the call allocates nothing and can be captured in a CUDA graph.
+// On the CPU backend the result is computed directly and the workspace is not touched.
+void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                        const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                        int max_context_len, int partition_size = kDefaultPartitionSize,
+                        cudaStream_t stream = nullptr);
+
+// Picks v1 or v2 with plan_paged_attention(). `workspace`: uint8 tensor of at least
+// plan.workspace_bytes on the same device (may be an empty Tensor() when the plan is v1 or the
+// tensors are on the CPU).
+void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                     const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                     const Tensor& context_lens, double scale, int max_context_len,
+                     const Tensor& workspace, const PagedAttentionOptions& options = {},
+                     cudaStream_t stream = nullptr);
+
+}  // namespace day18
