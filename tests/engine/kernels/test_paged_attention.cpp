@@ -1,0 +1,536 @@
+// PagedAttention: the CPU oracle on a hand-computed case, the CUDA kernels (v1, v2, auto) against
+// the oracle over randomized shapes and every dtype, the auto plan, and bad inputs.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "engine/cpu/paged_attention.h"
+#include "engine/kernels/paged_attention.h"
+#include "engine/ops/attention.h"
+#include "tests/support/test_support.h"
+
+namespace day18 {
+namespace {
+
+using V = PagedAttentionVersion;
+constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+
+struct Shape {
+  int64_t num_heads = 8, num_kv_heads = 2, head_size = 128, block_size = 16;
+};
+
+// A paged problem in host memory: K/V blocks of each sequence scattered over random physical
+// block ids (block tables are shuffled, never 0, 1, 2, ...), unused table entries random too.
+struct Problem {
+  OwnedTensor query, key_cache, value_cache, block_tables, seq_idx, context_lens;
+  int max_context_len = 0;
+  double scale = 0;
+};
+
+// decode: one token per sequence attending its whole length. prefill: one token per position p
+// of each sequence, attending positions 0..p (context_len = p + 1).
+Problem make_problem(Rng& rng, DType dt, const Shape& s, const std::vector<int32_t>& seq_lens,
+                     bool prefill = false) {
+  Problem p;
+  const int64_t bs = s.block_size, num_seqs = static_cast<int64_t>(seq_lens.size());
+  const int32_t longest = *std::max_element(seq_lens.begin(), seq_lens.end());
+  const int64_t max_blocks = (longest + bs - 1) / bs + 1;
+  int64_t used = 0;
+  for (int32_t l : seq_lens) used += (l + bs - 1) / bs;
+  const int64_t num_blocks = used + 3;
+  std::vector<int32_t> perm(num_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  for (int64_t i = num_blocks - 1; i > 0; --i) std::swap(perm[i], perm[rng.randint(0, i)]);
+  p.block_tables = OwnedTensor({num_seqs, max_blocks}, DType::i32, Storage::host);
+  int64_t next = 0;
+  for (int64_t q = 0; q < num_seqs; ++q)
+    for (int64_t j = 0; j < max_blocks; ++j)
+      p.block_tables.ptr<int32_t>()[q * max_blocks + j] =
+          j < (seq_lens[q] + bs - 1) / bs ? perm[next++]
+                                          : static_cast<int32_t>(rng.randint(0, num_blocks - 1));
+  std::vector<int32_t> si, cl;
+  for (int64_t q = 0; q < num_seqs; ++q) {
+    if (prefill) {
+      for (int32_t pos = 0; pos < seq_lens[q]; ++pos) {
+        si.push_back(static_cast<int32_t>(q));
+        cl.push_back(pos + 1);
+      }
+    } else {
+      si.push_back(static_cast<int32_t>(q));
+      cl.push_back(seq_lens[q]);
+    }
+  }
+  const int64_t T = static_cast<int64_t>(si.size());
+  p.seq_idx = OwnedTensor({T}, DType::i32, Storage::host);
+  p.context_lens = OwnedTensor({T}, DType::i32, Storage::host);
+  std::copy(si.begin(), si.end(), p.seq_idx.ptr<int32_t>());
+  std::copy(cl.begin(), cl.end(), p.context_lens.ptr<int32_t>());
+  p.query = rng.normal_tensor({T, s.num_heads, s.head_size}, dt, 0, 1);
+  p.key_cache = rng.normal_tensor({num_blocks, s.num_kv_heads, bs, s.head_size}, dt, 0, 1);
+  p.value_cache = rng.normal_tensor({num_blocks, s.num_kv_heads, bs, s.head_size}, dt, 0, 1);
+  p.max_context_len = longest;
+  p.scale = 1.0 / std::sqrt(static_cast<double>(s.head_size));
+  return p;
+}
+
+OwnedTensor oracle(const Problem& p) {
+  OwnedTensor out(p.query.sizes(), p.query.dtype(), Storage::host);
+  poison(out);
+  paged_attention(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx,
+                  p.context_lens, p.scale, p.max_context_len, Tensor());
+  return out;
+}
+
+struct GpuRun {
+  V version = V::automatic;
+  int partition_size = 0;  // 0: auto (v2 through paged_attention), else forced
+  int num_threads = 128;
+};
+
+// Runs the CUDA backend on device copies of the problem; out and workspace poisoned first.
+OwnedTensor run_gpu(const Problem& p, const GpuRun& r = {}) {
+  const OwnedTensor q = p.query.to(Storage::device), kc = p.key_cache.to(Storage::device),
+                    vc = p.value_cache.to(Storage::device), bt = p.block_tables.to(Storage::device),
+                    si = p.seq_idx.to(Storage::device), cl = p.context_lens.to(Storage::device);
+  OwnedTensor out(p.query.sizes(), p.query.dtype(), Storage::device);
+  poison(out);
+  PagedAttentionOptions o;
+  o.version = r.version;
+  o.partition_size = r.partition_size;
+  o.num_threads = r.num_threads;
+  const PagedAttentionPlan plan = plan_paged_attention(q.sizes()[0], q.sizes()[1], kc.sizes()[1],
+                                                       q.sizes()[2], p.max_context_len, o);
+  OwnedTensor ws({static_cast<int64_t>(std::max<size_t>(plan.workspace_bytes, 1))}, DType::u8,
+                 Storage::device);
+  poison(ws);  // 0xFF bytes: NaN floats, so an unwritten partition shows up
+  paged_attention(out, q, kc, vc, bt, si, cl, p.scale, p.max_context_len, ws, o);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  return testing::to_host(out);
+}
+
+std::string label(DType dt, const Shape& s, const char* what) {
+  return detail::concat(dtype_name(dt), " heads ", s.num_heads, "/", s.num_kv_heads, " head_size ",
+                        s.head_size, " block ", s.block_size, " ", what);
+}
+
+// ---------------------------------------------------------------- CPU oracle, by hand
+
+TEST(PagedAttentionOracle, TwoKeysHeadSize4MatchesHandComputedSoftmax) {
+  // One KV head, head_size 4, block_size 1; the sequence's key 0 lives in physical block 1 and
+  // key 1 in physical block 0 (a shuffled block table).
+  //   q = [1, 1, 0, 0], k0 = [1, 0, 0, 0] -> logit 1, k1 = [1, 1, 0, 0] -> logit 2 (scale 1)
+  //   p1 = e^2 / (e^1 + e^2) = e / (1 + e) = 0.7310585786300049, p0 = 1 - p1
+  //   out = p0 * v0 + p1 * v1 = v0 + p1 * (v1 - v0) = [1,2,3,4] + 4 * p1
+  // Token 1 attends key 0 only (context_len 1): out = v0. Token 2 is padding (context_len 0).
+  float q[3 * 4] = {1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0};
+  float k[2 * 4] = {/*block 0 = key 1*/ 1, 1, 0, 0,
+                    /*block 1 = key 0*/ 1, 0, 0, 0};
+  float v[2 * 4] = {/*key 1*/ 5, 6, 7, 8, /*key 0*/ 1, 2, 3, 4};
+  int32_t bt[2] = {1, 0}, si[3] = {0, 0, 0}, cl[3] = {2, 1, 0};
+  float out[3 * 4];
+  std::fill(std::begin(out), std::end(out), std::nanf(""));
+  cpu::paged_attention(
+      Tensor(out, DType::f32, {3, 1, 4}, Device::cpu),
+      Tensor(q, DType::f32, {3, 1, 4}, Device::cpu),
+      Tensor(k, DType::f32, {2, 1, 1, 4}, Device::cpu),
+      Tensor(v, DType::f32, {2, 1, 1, 4}, Device::cpu), Tensor(bt, DType::i32, {1, 2}, Device::cpu),
+      Tensor(si, DType::i32, {3}, Device::cpu), Tensor(cl, DType::i32, {3}, Device::cpu), 1.0f);
+  const double p1 = 0.7310585786300049;
+  for (int d = 0; d < 4; ++d) {
+    EXPECT_NEAR(out[d], (d + 1) + 4 * p1, 1e-6) << "token 0, d " << d;
+    EXPECT_FLOAT_EQ(out[4 + d], static_cast<float>(d + 1)) << "token 1 attends key 0 only";
+    EXPECT_EQ(out[8 + d], 0.0f) << "padding token (context_len 0) gives zeros";
+  }
+}
+
+TEST(PagedAttentionOracle, GqaQueryHeadsReadTheirKvHead) {
+  // 4 query heads, 2 KV heads: heads 0,1 read KV head 0 and heads 2,3 read KV head 1. With one
+  // key the output is that key's value row, whatever the query.
+  Rng rng(7);
+  Shape s{4, 2, 64, 8};
+  Problem p = make_problem(rng, DType::f32, s, {1});
+  OwnedTensor out = oracle(p);
+  const int32_t blk = p.block_tables.ptr<int32_t>()[0];
+  for (int h = 0; h < 4; ++h)
+    for (int d = 0; d < 64; ++d) {
+      const float want = p.value_cache.ptr<float>()[((blk * 2 + h / 2) * 8 + 0) * 64 + d];
+      ASSERT_EQ(out.ptr<float>()[h * 64 + d], want) << "head " << h << " d " << d;
+    }
+}
+
+// ---------------------------------------------------------------- plan (no GPU needed)
+
+TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
+  if (cuda_available() && cuda::sm_count() != 132) GTEST_SKIP() << "rule checked for 132 SMs";
+  // B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2; partitions shrink to 128 tokens.
+  PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096);
+  EXPECT_EQ(p.version, V::v2);
+  EXPECT_EQ(p.partition_size, 128);
+  EXPECT_EQ(p.max_num_partitions, 32);
+  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 32, 128}));
+  // B=64: 512 v1 blocks (< 8 per SM) -> v2 with the default 512-token partitions.
+  p = plan_paged_attention(64, 32, 8, 128, 4096);
+  EXPECT_EQ(p.version, V::v2);
+  EXPECT_EQ(p.partition_size, 512);
+  // B=256: 2048 v1 blocks -> v1, no workspace.
+  p = plan_paged_attention(256, 32, 8, 128, 4096);
+  EXPECT_EQ(p.version, V::v1);
+  EXPECT_EQ(p.workspace_bytes, 0u);
+}
+
+TEST(PagedAttentionPlan, ForcedVersionAndPartitionAreHonoured) {
+  PagedAttentionOptions o;
+  o.version = V::v2;
+  o.partition_size = 512;
+  PagedAttentionPlan p = plan_paged_attention(3, 8, 2, 64, 1025, o);
+  EXPECT_EQ(p.version, V::v2);
+  EXPECT_EQ(p.max_num_partitions, 3);
+  EXPECT_EQ(p.exp_sums_shape, (std::vector<int64_t>{3, 8, 3}));
+  EXPECT_GE(p.workspace_bytes, size_t{3 * 8 * 3 * 4 * 2 + 3 * 8 * 3 * 64 * 4});
+  o.version = V::v1;
+  EXPECT_EQ(plan_paged_attention(3, 8, 2, 64, 100000, o).version, V::v1);
+}
+
+// ---------------------------------------------------------------- GPU vs oracle
+
+TEST(PagedAttentionCuda, DecodeMatchesOracleForEveryDtypeAndHeadSize) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(18);
+  for (DType dt : kDtypes)
+    for (int64_t hs : {64, 80, 96, 112, 128, 256}) {
+      Shape s{8, 2, hs, 16};
+      std::vector<int32_t> lens;
+      for (int i = 0, n = static_cast<int>(rng.randint(1, 5)); i < n; ++i)
+        lens.push_back(static_cast<int32_t>(rng.randint(1, 700)));
+      Problem p = make_problem(rng, dt, s, lens);
+      OwnedTensor want = oracle(p);
+      for (V v : {V::automatic, V::v1, V::v2}) {
+        SCOPED_TRACE(label(dt, s, paged_attention_version_name(v).data()));
+        EXPECT_CLOSE(run_gpu(p, {v, v == V::v2 ? 256 : 0}), want, default_tolerance(dt));
+      }
+    }
+}
+
+TEST(PagedAttentionCuda, ContextLengthsAtBlockAndPartitionBoundaries) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(19);
+  // 1 key; not a multiple of the block; one block exactly; around the 512-token partition.
+  const std::vector<int32_t> lens = {1, 15, 16, 17, 511, 512, 513, 1025};
+  for (DType dt : kDtypes) {
+    Shape s{8, 2, 128, 16};
+    Problem p = make_problem(rng, dt, s, lens);
+    OwnedTensor want = oracle(p);
+    SCOPED_TRACE(dtype_name(dt));
+    EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
+    EXPECT_CLOSE(run_gpu(p, {V::v2, 512}), want, default_tolerance(dt));
+    EXPECT_CLOSE(run_gpu(p, {V::automatic}), want, default_tolerance(dt));
+  }
+}
+
+TEST(PagedAttentionCuda, GqaRatios1And4And8) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(20);
+  for (DType dt : kDtypes)
+    for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 8}, {32, 8}, {32, 4}, {6, 2}}) {
+      Shape s{h, kvh, 128, 16};
+      Problem p = make_problem(rng, dt, s, {300, 77, 1000});
+      OwnedTensor want = oracle(p);
+      SCOPED_TRACE(label(dt, s, ""));
+      EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
+      EXPECT_CLOSE(run_gpu(p, {V::v2, 512}), want, default_tolerance(dt));
+    }
+}
+
+TEST(PagedAttentionCuda, BlockSizes8And16And32) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(21);
+  for (DType dt : kDtypes)
+    for (int64_t bs : {8, 16, 32}) {
+      Shape s{4, 1, 96, bs};
+      Problem p = make_problem(rng, dt, s, {1, 33, 200, 600});
+      OwnedTensor want = oracle(p);
+      SCOPED_TRACE(label(dt, s, ""));
+      EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
+      EXPECT_CLOSE(run_gpu(p, {V::v2, 64}), want, default_tolerance(dt));
+    }
+}
+
+TEST(PagedAttentionCuda, V1AndV2ForcedGiveTheSameResult) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(22);
+  for (DType dt : kDtypes) {
+    Shape s{16, 4, 256, 32};
+    Problem p = make_problem(rng, dt, s, {1500, 2, 513});
+    SCOPED_TRACE(dtype_name(dt));
+    OwnedTensor a = run_gpu(p, {V::v1}), b = run_gpu(p, {V::v2, 512}), c = run_gpu(p, {V::v2, 96});
+    EXPECT_CLOSE(b, a, default_tolerance(dt));
+    EXPECT_CLOSE(c, a, default_tolerance(dt));
+    EXPECT_CLOSE(a, oracle(p), default_tolerance(dt));
+  }
+}
+
+TEST(PagedAttentionCuda, PrefillWithPerTokenContextLensIsCausal) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(23);
+  for (DType dt : kDtypes) {
+    Shape s{8, 2, 64, 16};
+    Problem p = make_problem(rng, dt, s, {37, 20, 130}, /*prefill=*/true);
+    ASSERT_EQ(p.query.sizes()[0], 37 + 20 + 130);
+    OwnedTensor want = oracle(p);
+    SCOPED_TRACE(dtype_name(dt));
+    EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
+    EXPECT_CLOSE(run_gpu(p, {V::v2, 32}), want, default_tolerance(dt));
+    EXPECT_CLOSE(run_gpu(p), want, default_tolerance(dt));
+  }
+}
+
+TEST(PagedAttentionCuda, V1ThreadCounts64To512ForFp16HeadSize128) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(24);
+  Shape s{32, 8, 128, 16};
+  Problem p = make_problem(rng, DType::f16, s, {1, 100, 1000, 2049});
+  OwnedTensor want = oracle(p);
+  for (int nt : {64, 128, 256, 512}) {
+    SCOPED_TRACE(detail::concat("num_threads ", nt));
+    EXPECT_CLOSE(run_gpu(p, {V::v1, 0, nt}), want, default_tolerance(DType::f16));
+  }
+}
+
+TEST(PagedAttentionCuda, LongContextSmallBatchAutoMatchesOracle) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(25);
+  Shape s{32, 8, 128, 16};
+  Problem p = make_problem(rng, DType::bf16, s, {4096});
+  EXPECT_CLOSE(run_gpu(p), oracle(p), default_tolerance(DType::bf16));
+}
+
+TEST(PagedAttentionCuda, PaddingTokenGivesZerosAndBadDeviceMetadataGivesNaN) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(26);
+  Shape s{4, 4, 64, 8};
+  Problem p = make_problem(rng, DType::f16, s, {40, 9, 3});
+  p.context_lens.ptr<int32_t>()[1] = 0;  // padding
+  OwnedTensor want = oracle(p);
+  for (V v : {V::v1, V::v2}) {
+    SCOPED_TRACE(paged_attention_version_name(v));
+    OwnedTensor got = run_gpu(p, {v, v == V::v2 ? 16 : 0});
+    EXPECT_CLOSE(got, want, default_tolerance(DType::f16));
+    EXPECT_EQ(host_get(got, 1 * 4 * 64 + 5), 0.0);
+  }
+  // Device metadata is not read by the host: a seq_idx out of range yields NaN, not a crash.
+  p.context_lens.ptr<int32_t>()[1] = 9;
+  p.seq_idx.ptr<int32_t>()[2] = 3;  // num_seqs = 3
+  for (V v : {V::v1, V::v2}) {
+    OwnedTensor got = run_gpu(p, {v, v == V::v2 ? 16 : 0});
+    EXPECT_TRUE(std::isnan(host_get(got, 2 * 4 * 64))) << paged_attention_version_name(v);
+    EXPECT_FALSE(std::isnan(host_get(got, 0))) << paged_attention_version_name(v);
+  }
+}
+
+// ---------------------------------------------------------------- bad inputs
+
+// Runs the public call on host tensors (or device-tagged views of them: validation throws before
+// any memory is touched) and expects InvalidArgument mentioning `needle`.
+template <typename F>
+void expect_invalid(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected InvalidArgument mentioning '" << needle << "'";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message does not name '" << needle << "': " << e.what();
+  }
+}
+
+struct BadInputs : ::testing::Test {
+  Rng rng{30};
+  Shape s{8, 2, 64, 16};
+  Problem p = make_problem(rng, DType::f16, s, {20, 40});
+  OwnedTensor out{p.query.sizes(), DType::f16, Storage::host};
+  void call(const Tensor& o, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bt,
+            const Tensor& si, const Tensor& cl, int max_ctx = -1) {
+    paged_attention_v1(o, q, k, v, bt, si, cl, p.scale, max_ctx < 0 ? p.max_context_len : max_ctx);
+  }
+};
+
+TEST_F(BadInputs, WrongDtypeMixNamesTheTensor) {
+  OwnedTensor k32(p.key_cache.sizes(), DType::f32, Storage::host);
+  expect_invalid(
+      [&] { call(out, p.query, k32, p.value_cache, p.block_tables, p.seq_idx, p.context_lens); },
+      "key_cache");
+  OwnedTensor bt64(p.block_tables.sizes(), DType::i64, Storage::host);
+  expect_invalid(
+      [&] { call(out, p.query, p.key_cache, p.value_cache, bt64, p.seq_idx, p.context_lens); },
+      "block_tables");
+}
+
+TEST_F(BadInputs, HeadSize72IsRejectedListingTheSupportedSizes) {
+  Shape s72{8, 2, 72, 16};
+  Problem q = make_problem(rng, DType::f16, s72, {5});
+  OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
+  expect_invalid(
+      [&] {
+        paged_attention_v1(o, q.query, q.key_cache, q.value_cache, q.block_tables, q.seq_idx,
+                           q.context_lens, 1.0, 5);
+      },
+      "head_size 72 not supported (supported head_size: 64, 80, 96, 112, 128, 256)");
+}
+
+TEST_F(BadInputs, BlockSize12IsRejected) {
+  Shape s12{8, 2, 64, 12};
+  Problem q = make_problem(rng, DType::f16, s12, {5});
+  OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
+  expect_invalid(
+      [&] {
+        paged_attention_v1(o, q.query, q.key_cache, q.value_cache, q.block_tables, q.seq_idx,
+                           q.context_lens, 1.0, 5);
+      },
+      "block_size 12");
+}
+
+TEST_F(BadInputs, NumHeadsNotMultipleOfNumKvHeads) {
+  Shape s3{8, 3, 64, 16};
+  Problem q = make_problem(rng, DType::f16, s3, {5});
+  OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
+  expect_invalid(
+      [&] {
+        paged_attention_v1(o, q.query, q.key_cache, q.value_cache, q.block_tables, q.seq_idx,
+                           q.context_lens, 1.0, 5);
+      },
+      "num_kv_heads");
+}
+
+TEST_F(BadInputs, ContextLenBeyondTheBlockTableOrMaxContextLen) {
+  const int cap = static_cast<int>(p.block_tables.sizes()[1] * 16);
+  p.context_lens.ptr<int32_t>()[0] = cap + 1;
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens,
+             cap);
+      },
+      "context_lens[0]");
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens,
+             cap + 1);
+      },
+      "max_context_len");
+  p.context_lens.ptr<int32_t>()[0] = 30;  // <= capacity but > max_context_len passed
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens,
+             25);
+      },
+      "exceeds max_context_len");
+}
+
+TEST_F(BadInputs, NegativeContextLenIsRejectedZeroIsPadding) {
+  p.context_lens.ptr<int32_t>()[1] = -1;
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens);
+      },
+      "context_lens[1] = -1");
+  p.context_lens.ptr<int32_t>()[1] = 0;
+  EXPECT_NO_THROW(
+      call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens));
+}
+
+TEST_F(BadInputs, SeqIdxOutOfRange) {
+  p.seq_idx.ptr<int32_t>()[1] = 2;
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens);
+      },
+      "seq_idx[1] = 2");
+}
+
+TEST_F(BadInputs, PhysicalBlockIdOutOfRange) {
+  p.block_tables.ptr<int32_t>()[0] = static_cast<int32_t>(p.key_cache.sizes()[0]);
+  expect_invalid(
+      [&] {
+        call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens);
+      },
+      "block_tables[0][0]");
+}
+
+TEST_F(BadInputs, MismatchedDeviceNamesTheTensor) {
+  // A device-tagged view of host memory: the check fires before anything is read.
+  Tensor kdev(p.key_cache.data(), DType::f16, p.key_cache.sizes(), Device::cuda);
+  expect_invalid(
+      [&] { call(out, p.query, kdev, p.value_cache, p.block_tables, p.seq_idx, p.context_lens); },
+      "key_cache: expected a cpu tensor");
+}
+
+TEST_F(BadInputs, ShapeMismatchNamesTheTensor) {
+  OwnedTensor cl({3}, DType::i32, Storage::host);
+  expect_invalid(
+      [&] { call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, cl); },
+      "context_lens");
+  OwnedTensor vc({1, 2, 16, 64}, DType::f16, Storage::host);
+  expect_invalid(
+      [&] { call(out, p.query, p.key_cache, vc, p.block_tables, p.seq_idx, p.context_lens); },
+      "value_cache");
+}
+
+TEST_F(BadInputs, ThreadCountsOnlyWhereCompiled) {
+  expect_invalid(
+      [&] {
+        paged_attention_v1(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx,
+                           p.context_lens, p.scale, p.max_context_len, 256);
+      },
+      "num_threads 256");
+}
+
+TEST_F(BadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
+  // Device-tagged views; the shared-memory check fires before any launch.
+  Shape big{4, 4, 64, 16};
+  Problem q = make_problem(rng, DType::f32, big, {60000});
+  auto dev = [](const OwnedTensor& t) {
+    return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda);
+  };
+  OwnedTensor o(q.query.sizes(), DType::f32, Storage::host);
+  expect_invalid(
+      [&] {
+        paged_attention_v1(dev(o), dev(q.query), dev(q.key_cache), dev(q.value_cache),
+                           dev(q.block_tables), dev(q.seq_idx), dev(q.context_lens), 1.0, 60000);
+      },
+      "use paged_attention_v2");
+}
+
+TEST_F(BadInputs, V2WorkspaceShapesAndPartitionSize) {
+  OwnedTensor es({2, 8, 1}, DType::f32, Storage::host), ml({2, 8, 1}, DType::f32, Storage::host),
+      tmp({2, 8, 1, 64}, DType::f32, Storage::host);
+  auto v2 = [&](int ps, const Tensor& e) {
+    paged_attention_v2(out, e, ml, tmp, p.query, p.key_cache, p.value_cache, p.block_tables,
+                       p.seq_idx, p.context_lens, p.scale, p.max_context_len, ps);
+  };
+  EXPECT_NO_THROW(v2(64, es));
+  expect_invalid([&] { v2(24, es); }, "partition_size 24");
+  OwnedTensor es_bad({2, 8, 2}, DType::f32, Storage::host);
+  expect_invalid([&] { v2(64, es_bad); }, "exp_sums");
+}
+
+TEST_F(BadInputs, WorkspaceTooSmallIsRejected) {
+  auto dev = [](const Tensor& t) { return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda); };
+  PagedAttentionOptions o;
+  o.version = V::v2;
+  o.partition_size = 16;
+  OwnedTensor ws({8}, DType::u8, Storage::host);
+  expect_invalid(
+      [&] {
+        paged_attention(dev(out), dev(p.query), dev(p.key_cache), dev(p.value_cache),
+                        dev(p.block_tables), dev(p.seq_idx), dev(p.context_lens), p.scale,
+                        p.max_context_len, dev(ws), o);
+      },
+      "workspace");
+}
+
+TEST_F(BadInputs, UnknownVersionString) {
+  expect_invalid([] { parse_paged_attention_version("v3"); }, "version");
+}
+
+}  // namespace
+}  // namespace day18
