@@ -486,7 +486,7 @@ TEST_F(BadInputs, ThreadCountsOnlyWhereCompiled) {
 
 TEST_F(BadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
   // Device-tagged views; the shared-memory check fires before any launch.
-  Shape big{4, 4, 64, 16};
+  Shape big{4, 1, 64, 16};
   Problem q = make_problem(rng, DType::f32, big, {60000});
   auto dev = [](const OwnedTensor& t) {
     return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda);

@@ -1,0 +1,124 @@
+// BM_paged_attention: decode attention over a paged fp16 KV cache, Llama-3-8B-like heads
+// (32 query heads, 8 KV heads, head_size 128), 16-token blocks at shuffled physical ids.
+//
+//   BM_paged_attention/target_b64_ctx4096        B=64, ctx 4096 (target: >= 90% of P)
+//   BM_paged_attention/target_b1_ctx4096         B=1,  ctx 4096 (target: <= 20 us)
+//   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2)
+//
+// bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "engine/benchmarks/bench_support.h"
+#include "engine/core/rng.h"
+#include "engine/kernels/paged_attention.h"
+#include "engine/ops/attention.h"
+
+namespace day18 {
+namespace {
+
+constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadSize = 128, kBlock = 16;
+
+// Fills a device fp16 buffer with hash-derived values in [-1, 1) (gigabytes: too slow on the host).
+__global__ void fill_random_half(__half* p, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    p[i] = __float2half(static_cast<float>(x & 0xffff) / 32768.f - 1.f);
+  }
+}
+
+void fill(const OwnedTensor& t, uint32_t seed) {
+  fill_random_half<<<1024, 256>>>(t.ptr<__half>(), t.numel(), seed);
+  DAY18_CHECK_LAUNCH();
+}
+
+void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAttentionVersion version,
+                        int threads) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t blocks_per_seq = (ctx + kBlock - 1) / kBlock, num_blocks = batch * blocks_per_seq;
+  OwnedTensor query({batch, kHeads, kHeadSize}, DType::f16, Storage::device);
+  OwnedTensor out({batch, kHeads, kHeadSize}, DType::f16, Storage::device);
+  OwnedTensor key_cache({num_blocks, kKvHeads, kBlock, kHeadSize}, DType::f16, Storage::device);
+  OwnedTensor value_cache({num_blocks, kKvHeads, kBlock, kHeadSize}, DType::f16, Storage::device);
+  fill(query, 1);
+  fill(key_cache, 2);
+  fill(value_cache, 3);
+  // Shuffled physical blocks: a real cache after some allocate/free churn.
+  OwnedTensor bt_h({batch, blocks_per_seq}, DType::i32, Storage::host);
+  OwnedTensor si_h({batch}, DType::i32, Storage::host), cl_h({batch}, DType::i32, Storage::host);
+  std::iota(bt_h.ptr<int32_t>(), bt_h.ptr<int32_t>() + num_blocks, 0);
+  Rng rng(18);
+  for (int64_t i = num_blocks - 1; i > 0; --i)
+    std::swap(bt_h.ptr<int32_t>()[i], bt_h.ptr<int32_t>()[rng.randint(0, i)]);
+  for (int64_t b = 0; b < batch; ++b) {
+    si_h.ptr<int32_t>()[b] = static_cast<int32_t>(b);
+    cl_h.ptr<int32_t>()[b] = ctx;
+  }
+  const OwnedTensor bt = bt_h.to(Storage::device), si = si_h.to(Storage::device),
+                    cl = cl_h.to(Storage::device);
+
+  PagedAttentionOptions o;
+  o.version = version;
+  o.num_threads = threads;
+  const PagedAttentionPlan plan = plan_paged_attention(batch, kHeads, kKvHeads, kHeadSize, ctx, o);
+  OwnedTensor ws({static_cast<int64_t>(std::max<size_t>(plan.workspace_bytes, 1))}, DType::u8,
+                 Storage::device);
+  const PagedAttentionWorkspace w = split_paged_attention_workspace(plan, ws);
+  const float scale = 1.f / std::sqrt(static_cast<float>(kHeadSize));
+  // One validated call first (errors such as a v1 context too long surface here).
+  try {
+    paged_attention(out, query, key_cache, value_cache, bt, si, cl, scale, ctx, ws, o);
+  } catch (const InvalidArgument& e) {
+    st.SkipWithError(e.what());
+    return;
+  }
+  const double kv_bytes = 2.0 * batch * ctx * kKvHeads * kHeadSize * 2;
+  const double bytes = kv_bytes + 2.0 * query.nbytes();
+  const double flops = 4.0 * batch * kHeads * ctx * kHeadSize;
+  st.SetLabel(detail::concat(paged_attention_version_name(plan.version),
+                             plan.version == PagedAttentionVersion::v2
+                                 ? detail::concat(" partition ", plan.partition_size)
+                                 : detail::concat(" threads ", plan.num_threads)));
+  bench::run_timed(st, bytes, flops, [&](cudaStream_t s) {
+    if (plan.version == PagedAttentionVersion::v1)
+      cuda::paged_attention_v1(out, query, key_cache, value_cache, bt, si, cl, scale, ctx,
+                               plan.num_threads, s);
+    else
+      cuda::paged_attention_v2(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache,
+                               value_cache, bt, si, cl, scale, ctx, plan.partition_size, s);
+  });
+}
+
+void reg(const std::string& name, int64_t batch, int ctx, PagedAttentionVersion v, int threads) {
+  benchmark::RegisterBenchmark(
+      ("BM_paged_attention/" + name).c_str(),
+      [=](benchmark::State& st) { BM_paged_attention(st, batch, ctx, v, threads); })
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
+const bool registered = [] {
+  using V = PagedAttentionVersion;
+  reg("target_b64_ctx4096", 64, 4096, V::automatic, 128);
+  reg("target_b1_ctx4096", 1, 4096, V::automatic, 128);
+  for (int64_t b : {1, 16, 64, 256})
+    for (int ctx : {512, 2048, 8192})
+      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}})
+        reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:", name, "/threads:128"), b, ctx, v,
+            128);
+  for (auto [b, ctx] : {std::pair<int64_t, int>{64, 4096}, {256, 2048}, {16, 4096}})
+    for (int t : {64, 128, 256, 512})
+      reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:1/threads:", t), b, ctx, V::v1, t);
+  return true;
+}();
+
+}  // namespace
+}  // namespace day18
