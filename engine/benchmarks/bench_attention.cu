@@ -64,6 +64,8 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
   }
   const OwnedTensor bt = bt_h.to(Storage::device), si = si_h.to(Storage::device),
                     cl = cl_h.to(Storage::device);
+  DAY18_CUDA_CHECK(
+      cudaDeviceSynchronize());  // fills ran on the legacy stream; run_timed uses its own
 
   PagedAttentionOptions o;
   o.version = version;
