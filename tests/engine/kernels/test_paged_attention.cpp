@@ -344,7 +344,7 @@ void expect_invalid(F&& f, const std::string& needle) {
   }
 }
 
-struct BadInputs : ::testing::Test {
+struct PagedAttentionBadInputs : ::testing::Test {
   Rng rng{30};
   Shape s{8, 2, 64, 16};
   Problem p = make_problem(rng, DType::f16, s, {20, 40});
@@ -355,7 +355,7 @@ struct BadInputs : ::testing::Test {
   }
 };
 
-TEST_F(BadInputs, WrongDtypeMixNamesTheTensor) {
+TEST_F(PagedAttentionBadInputs, WrongDtypeMixNamesTheTensor) {
   OwnedTensor k32(p.key_cache.sizes(), DType::f32, Storage::host);
   expect_invalid(
       [&] { call(out, p.query, k32, p.value_cache, p.block_tables, p.seq_idx, p.context_lens); },
@@ -366,7 +366,7 @@ TEST_F(BadInputs, WrongDtypeMixNamesTheTensor) {
       "block_tables");
 }
 
-TEST_F(BadInputs, HeadSize72IsRejectedListingTheSupportedSizes) {
+TEST_F(PagedAttentionBadInputs, HeadSize72IsRejectedListingTheSupportedSizes) {
   Shape s72{8, 2, 72, 16};
   Problem q = make_problem(rng, DType::f16, s72, {5});
   OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
@@ -378,7 +378,7 @@ TEST_F(BadInputs, HeadSize72IsRejectedListingTheSupportedSizes) {
       "head_size 72 not supported (supported head_size: 64, 80, 96, 112, 128, 256)");
 }
 
-TEST_F(BadInputs, BlockSize12IsRejected) {
+TEST_F(PagedAttentionBadInputs, BlockSize12IsRejected) {
   Shape s12{8, 2, 64, 12};
   Problem q = make_problem(rng, DType::f16, s12, {5});
   OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
@@ -390,7 +390,7 @@ TEST_F(BadInputs, BlockSize12IsRejected) {
       "block_size 12");
 }
 
-TEST_F(BadInputs, NumHeadsNotMultipleOfNumKvHeads) {
+TEST_F(PagedAttentionBadInputs, NumHeadsNotMultipleOfNumKvHeads) {
   Shape s3{8, 3, 64, 16};
   Problem q = make_problem(rng, DType::f16, s3, {5});
   OwnedTensor o(q.query.sizes(), DType::f16, Storage::host);
@@ -402,7 +402,7 @@ TEST_F(BadInputs, NumHeadsNotMultipleOfNumKvHeads) {
       "num_kv_heads");
 }
 
-TEST_F(BadInputs, ContextLenBeyondTheBlockTableOrMaxContextLen) {
+TEST_F(PagedAttentionBadInputs, ContextLenBeyondTheBlockTableOrMaxContextLen) {
   const int cap = static_cast<int>(p.block_tables.sizes()[1] * 16);
   p.context_lens.ptr<int32_t>()[0] = cap + 1;
   expect_invalid(
@@ -426,7 +426,7 @@ TEST_F(BadInputs, ContextLenBeyondTheBlockTableOrMaxContextLen) {
       "exceeds max_context_len");
 }
 
-TEST_F(BadInputs, NegativeContextLenIsRejectedZeroIsPadding) {
+TEST_F(PagedAttentionBadInputs, NegativeContextLenIsRejectedZeroIsPadding) {
   p.context_lens.ptr<int32_t>()[1] = -1;
   expect_invalid(
       [&] {
@@ -438,7 +438,7 @@ TEST_F(BadInputs, NegativeContextLenIsRejectedZeroIsPadding) {
       call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, p.context_lens));
 }
 
-TEST_F(BadInputs, SeqIdxOutOfRange) {
+TEST_F(PagedAttentionBadInputs, SeqIdxOutOfRange) {
   p.seq_idx.ptr<int32_t>()[1] = 2;
   expect_invalid(
       [&] {
@@ -447,7 +447,7 @@ TEST_F(BadInputs, SeqIdxOutOfRange) {
       "seq_idx[1] = 2");
 }
 
-TEST_F(BadInputs, PhysicalBlockIdOutOfRange) {
+TEST_F(PagedAttentionBadInputs, PhysicalBlockIdOutOfRange) {
   p.block_tables.ptr<int32_t>()[0] = static_cast<int32_t>(p.key_cache.sizes()[0]);
   expect_invalid(
       [&] {
@@ -456,7 +456,7 @@ TEST_F(BadInputs, PhysicalBlockIdOutOfRange) {
       "block_tables[0][0]");
 }
 
-TEST_F(BadInputs, MismatchedDeviceNamesTheTensor) {
+TEST_F(PagedAttentionBadInputs, MismatchedDeviceNamesTheTensor) {
   // A device-tagged view of host memory: the check fires before anything is read.
   Tensor kdev(p.key_cache.data(), DType::f16, p.key_cache.sizes(), Device::cuda);
   expect_invalid(
@@ -464,7 +464,7 @@ TEST_F(BadInputs, MismatchedDeviceNamesTheTensor) {
       "key_cache: expected a cpu tensor");
 }
 
-TEST_F(BadInputs, ShapeMismatchNamesTheTensor) {
+TEST_F(PagedAttentionBadInputs, ShapeMismatchNamesTheTensor) {
   OwnedTensor cl({3}, DType::i32, Storage::host);
   expect_invalid(
       [&] { call(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx, cl); },
@@ -475,7 +475,7 @@ TEST_F(BadInputs, ShapeMismatchNamesTheTensor) {
       "value_cache");
 }
 
-TEST_F(BadInputs, ThreadCountsOnlyWhereCompiled) {
+TEST_F(PagedAttentionBadInputs, ThreadCountsOnlyWhereCompiled) {
   expect_invalid(
       [&] {
         paged_attention_v1(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx,
@@ -484,7 +484,7 @@ TEST_F(BadInputs, ThreadCountsOnlyWhereCompiled) {
       "num_threads 256");
 }
 
-TEST_F(BadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
+TEST_F(PagedAttentionBadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
   // Device-tagged views; the shared-memory check fires before any launch.
   Shape big{4, 1, 64, 16};
   Problem q = make_problem(rng, DType::f32, big, {60000});
@@ -500,7 +500,7 @@ TEST_F(BadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
       "use paged_attention_v2");
 }
 
-TEST_F(BadInputs, V2WorkspaceShapesAndPartitionSize) {
+TEST_F(PagedAttentionBadInputs, V2WorkspaceShapesAndPartitionSize) {
   OwnedTensor es({2, 8, 1}, DType::f32, Storage::host), ml({2, 8, 1}, DType::f32, Storage::host),
       tmp({2, 8, 1, 64}, DType::f32, Storage::host);
   auto v2 = [&](int ps, const Tensor& e) {
@@ -513,7 +513,7 @@ TEST_F(BadInputs, V2WorkspaceShapesAndPartitionSize) {
   expect_invalid([&] { v2(64, es_bad); }, "exp_sums");
 }
 
-TEST_F(BadInputs, WorkspaceTooSmallIsRejected) {
+TEST_F(PagedAttentionBadInputs, WorkspaceTooSmallIsRejected) {
   auto dev = [](const Tensor& t) { return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda); };
   PagedAttentionOptions o;
   o.version = V::v2;
@@ -528,7 +528,7 @@ TEST_F(BadInputs, WorkspaceTooSmallIsRejected) {
       "workspace");
 }
 
-TEST_F(BadInputs, UnknownVersionString) {
+TEST_F(PagedAttentionBadInputs, UnknownVersionString) {
   expect_invalid([] { parse_paged_attention_version("v3"); }, "version");
 }
 
