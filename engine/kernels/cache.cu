@@ -112,7 +112,9 @@ __global__ void copy_blocks_kernel(const LayerPointers layers,
 // ---------------------------------------------------------------- swap_blocks (zero copy)
 inline constexpr int kSwapThreads = 256;
 inline constexpr int kSwapUnroll = 4;  // 16-byte loads in flight per thread before its stores
-inline constexpr int kSwapMaxPairs = 1024;
+// Pairs per launch: the list rides in the kernel parameters, kept under the classic 4 KiB
+// parameter limit (480 x 8 bytes + pointers) rather than relying on CUDA 12.1's larger limit.
+inline constexpr int kSwapMaxPairs = 480;
 
 struct SwapPairs {
   int32_t src[kSwapMaxPairs];
@@ -121,9 +123,10 @@ struct SwapPairs {
 
 // One side of src/dst is pinned host memory seen through its device-mapped address: the loads
 // (host->device) or stores (device->host) cross PCIe / NVLink-C2C as the kernel runs.
+// (No __restrict__ on src/dst: plain loads and stores for the mapped host side.)
 template <typename V>
-__global__ void swap_blocks_kernel(const V* __restrict__ src, V* __restrict__ dst,
-                                   const SwapPairs pairs, int64_t block_units) {
+__global__ void swap_blocks_kernel(const V* src, V* dst, const SwapPairs pairs,
+                                   int64_t block_units) {
   const int p = blockIdx.y;
   const V* from = src + int64_t(pairs.src[p]) * block_units;
   V* to = dst + int64_t(pairs.dst[p]) * block_units;

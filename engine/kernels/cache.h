@@ -72,7 +72,7 @@ void copy_blocks(const std::vector<Tensor>&
 // (either direction); `block_mapping` is a HOST int64 [num_pairs, 2] tensor of (src, dst) ids,
 // already validated. zero_copy: grid = (chunks of a block, pairs); 256 threads, each moving
 // 4 x 16 bytes per chunk (4 loads issued before the stores: PCIe reads need many in flight).
-// The pair list travels as a kernel parameter (up to 1024 pairs per launch).
+// The pair list travels as a kernel parameter (up to 480 pairs per launch).
 void swap_blocks(const Tensor& src,  // [num_src_blocks, num_kv_heads, block_size, head_size]
                  const Tensor& dst,  // [num_dst_blocks, num_kv_heads, block_size, head_size]
                  const Tensor& block_mapping,  // [num_pairs, 2] int64 host
