@@ -1,0 +1,87 @@
+// CUDA launchers of the KV-cache op family: reshape_and_cache (write this step's K/V into the
+// paged cache through slot_mapping), copy_blocks (copy-on-write of blocks, every layer in one
+// launch) and swap_blocks (move blocks between the GPU cache and a pinned host cache).
+//
+// Layouts (DESIGN.md):
+//   key_cache / value_cache  [num_blocks, num_kv_heads, block_size, head_size]  f32/f16/bf16
+//   key / value              [num_tokens, num_kv_heads, head_size] (token stride may be larger,
+//                            e.g. a view into the fused qkv projection; the rest contiguous)
+//   slot_mapping             [num_tokens] int64, slot = block_id * block_size + offset, -1 = skip
+//
+// These ops only move bytes, so the kernels copy 16-byte chunks whatever the dtype (no
+// dispatch_float: a template per dtype would compile the same copy three times).
+//
+// Launchers validate nothing (engine/ops/cache.h does) and never write out of bounds: an index
+// that is out of range is skipped and counted in `errors` (see IndexErrors below).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/core/tensor.h"
+
+namespace day18 {
+// How the batched swap_blocks moves its blocks (in namespace day18, not cuda, so that calls
+// passing one find the public day18::swap_blocks without ambiguity).
+enum class SwapStrategy : uint8_t {
+  automatic,    // copy_engine when the mapping merges into a few runs, else zero_copy
+  zero_copy,    // one kernel reads/writes the pinned host cache through its device-mapped address
+  copy_engine,  // runs of consecutive blocks merged; one cudaMemcpyBatchAsync (DMA engines)
+};
+const char* swap_strategy_name(SwapStrategy s);
+}  // namespace day18
+
+namespace day18::cuda {
+
+// Device-side record of out-of-range indices met by a kernel: an int64 [2] device tensor
+//   errors[0] += number of bad indices,  errors[1] = min(errors[1], lowest bad row index).
+// Initialise with {0, INT64_MAX} (reset_index_errors). An undefined Tensor disables recording.
+inline constexpr int64_t kNoBadIndex = INT64_MAX;
+void reset_index_errors(const Tensor& errors,  // [2] int64 device
+                        cudaStream_t stream);
+
+// One CUDA block per token; its threads stride over num_kv_heads x (head_size bytes / 16)
+// 16-byte chunks and copy the token's K chunk and V chunk (two independent loads in flight).
+void reshape_and_cache(
+    const Tensor& key,           // [num_tokens, num_kv_heads, head_size]
+    const Tensor& value,         // [num_tokens, num_kv_heads, head_size]
+    const Tensor& key_cache,     // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& value_cache,   // [num_blocks, num_kv_heads, block_size, head_size]
+    const Tensor& slot_mapping,  // [num_tokens] int64, -1 = skip
+    const Tensor& errors,        // [2] int64 device (may be undefined)
+    cudaStream_t stream);
+
+// Most layers copy_blocks takes in one launch: the per-layer cache addresses travel as a kernel
+// parameter (2 KiB), so the op needs no pointer array copied to the device first.
+inline constexpr int kMaxCopyBlocksLayers = 128;
+
+// grid = (num_pairs, num_layers, 2 [key, value]); each CUDA block copies one whole cache block
+// (num_kv_heads * block_size * head_size elements, contiguous in this layout) with 16-byte
+// chunks. Pairs with an id outside [0, num_blocks) are skipped and counted in `errors`
+// (errors[1] = the pair's index).
+void copy_blocks(const std::vector<Tensor>&
+                     key_caches,  // num_layers x [num_blocks, num_kv_heads, block_size, head_size]
+                 const std::vector<Tensor>& value_caches,  // num_layers x same
+                 const Tensor& block_mapping,  // [num_pairs, 2] int64 device: (src, dst) block ids
+                 const Tensor& errors,         // [2] int64 device (may be undefined)
+                 cudaStream_t stream);
+
+// Batched, asynchronous on `stream`. One side is a device cache, the other a pinned host cache
+// (either direction); `block_mapping` is a HOST int64 [num_pairs, 2] tensor of (src, dst) ids,
+// already validated. zero_copy: grid = (chunks of a block, pairs); 256 threads, each moving
+// 4 x 16 bytes per chunk (4 loads issued before the stores: PCIe reads need many in flight).
+// The pair list travels as a kernel parameter (up to 480 pairs per launch).
+void swap_blocks(const Tensor& src,  // [num_src_blocks, num_kv_heads, block_size, head_size]
+                 const Tensor& dst,  // [num_dst_blocks, num_kv_heads, block_size, head_size]
+                 const Tensor& block_mapping,  // [num_pairs, 2] int64 host
+                 SwapStrategy strategy, cudaStream_t stream);
+
+// THE TRAP (the seed's version, kept to measure it): one synchronous copy per block, so the CPU
+// waits for every 32 KiB copy and the copy engines idle between them. Correct, slow.
+void swap_blocks_naive(const Tensor& src, const Tensor& dst,
+                       const Tensor& block_mapping,  // [num_pairs, 2] int64 host
+                       cudaStream_t stream);
+
+}  // namespace day18::cuda
