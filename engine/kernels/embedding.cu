@@ -1,8 +1,9 @@
 // Embedding lookup: a gather of rows. Memory-bound: each output row is one row of the table.
 //
-// One thread per 16-byte vector of the output over a flat index (token, vector), so a decode
-// step with 1 token and a prefill with 8192 tokens both spread over the whole GPU. kVec = false:
-// element-wise fallback for a hidden size that is not a multiple of the vector width.
+// One thread per 16-byte vector of the output: blockIdx.x = token, blockIdx.y/threadIdx.x =
+// vector within the row, so a prefill spreads over thousands of blocks and every thread does one
+// 16-byte load and store. V = 1: element-wise fallback for a hidden size that is not a multiple
+// of the vector width (or unaligned pointers).
 // Out-of-range ids never index the table: the row is zero-filled and the index is flagged.
 #include "engine/kernels/embedding.h"
 
@@ -18,13 +19,12 @@ template <typename T, int V>
 __global__ void embedding_kernel(T* __restrict__ out,              // [num_tokens, hidden]
                                  const int32_t* __restrict__ ids,  // [num_tokens]
                                  const T* __restrict__ weight,     // [vocab, hidden]
-                                 int64_t num_tokens, int64_t hidden, int64_t vocab,
-                                 int32_t* bad_index) {
+                                 int64_t hidden, int64_t vocab, int32_t* bad_index) {
   using P = Pack<T, V>;
   const int64_t vecs_per_row = hidden / V;
-  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= num_tokens * vecs_per_row) return;
-  const int64_t t = idx / vecs_per_row, j = idx - t * vecs_per_row;
+  const int64_t t = blockIdx.x;
+  const int64_t j = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= vecs_per_row) return;
   const int32_t id = ids[t];
   P v;
   if (id >= 0 && id < vocab) {
@@ -43,23 +43,23 @@ bool aligned16(const void* p) {
 
 }  // namespace
 
-// Grid: a flat 1-D grid over num_tokens * hidden / V vectors (V = 16 bytes / sizeof(T), or 1 in
-// the fallback), 256 threads per block, one vector per thread; thread -> (token, vector).
+// Grid: (num_tokens, ceil(hidden / V / 128)), 128 threads per block, one vector of V elements per
+// thread (V = 16 bytes / sizeof(T), or 1 in the fallback): blockIdx.x = token,
+// blockIdx.y * 128 + threadIdx.x = vector within the row.
 void embedding(const Tensor& out, const Tensor& token_ids, const Tensor& weight, int32_t* bad_index,
                cudaStream_t stream) {
   const int64_t num_tokens = token_ids.size(0), vocab = weight.size(0), hidden = weight.size(1);
   if (num_tokens == 0 || hidden == 0) return;
-  constexpr int kThreads = 256;
+  constexpr int kThreads = 128;
   dispatch_float(weight.dtype(), [&]<typename T>() {
     T* o = out.ptr<T>();
     const T* w = weight.ptr<T>();
     const int32_t* ids = token_ids.ptr<int32_t>();
     constexpr int V = 16 / sizeof(T);
     auto go = [&]<int W>() {
-      const int64_t n = num_tokens * (hidden / W);
-      const int64_t blocks = (n + kThreads - 1) / kThreads;
-      embedding_kernel<T, W><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-          o, ids, w, num_tokens, hidden, vocab, bad_index);
+      const dim3 grid(static_cast<unsigned>(num_tokens),
+                      static_cast<unsigned>((hidden / W + kThreads - 1) / kThreads));
+      embedding_kernel<T, W><<<grid, kThreads, 0, stream>>>(o, ids, w, hidden, vocab, bad_index);
       DAY18_CHECK_LAUNCH();
     };
     if (hidden % V == 0 && aligned16(o) && aligned16(w))

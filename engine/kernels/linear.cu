@@ -46,8 +46,12 @@ class HandlePool {
     }
     HandleEntry e;
     DAY18_CUBLAS_CHECK(cublasCreate(&e.handle));
-    // Default math: no TF32 for fp32 GEMMs; tensor cores for fp16/bf16 as usual.
-    DAY18_CUBLAS_CHECK(cublasSetMathMode(e.handle, CUBLAS_DEFAULT_MATH));
+    // Default math: no TF32 for fp32 GEMMs, tensor cores for fp16/bf16. And no reduced-precision
+    // reductions: a split-K GEMM must add its partial sums in fp32 (the compute type), not in
+    // the fp16/bf16 output type, which cuBLAS would otherwise be allowed to do.
+    DAY18_CUBLAS_CHECK(cublasSetMathMode(
+        e.handle, static_cast<cublasMath_t>(CUBLAS_DEFAULT_MATH |
+                                            CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
     DAY18_CUDA_CHECK(cudaMalloc(&e.workspace, kCublasWorkspaceBytes));
     return e;
   }

@@ -24,6 +24,9 @@ void embedding(const Tensor& out, const Tensor& token_ids, const Tensor& weight,
   expect_contiguous(weight, "weight");
   expect_contiguous(out, "out");
   DAY18_REQUIRE(num_tokens < cuda::kNoBadIndex, "token_ids: too many tokens (", num_tokens, ")");
+  // Grid limit of the kernel: row chunks of 128 elements in gridDim.y.
+  DAY18_REQUIRE(hidden <= int64_t(65535) * 128, "weight: hidden_size ", hidden,
+                " is larger than the kernel supports (8388480)");
   DAY18_REQUIRE(vocab > 0, "weight: empty vocabulary (", weight.describe(), ")");
 
   if (!weight.is_cuda()) return cpu::embedding(out, token_ids, weight);
