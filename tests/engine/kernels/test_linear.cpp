@@ -146,9 +146,10 @@ TEST(LinearKernel, EmptyKGivesZeros) {
 
 TEST(LinearKernel, Fp32IsTrueFp32NotTf32) {
   DAY18_REQUIRE_GPU();
-  // x = 1 + 2^-20 needs 20 mantissa bits; TF32 keeps 10 and would give exactly K * 1.
+  // x = 1 + 2^-12 needs 12 mantissa bits; TF32 keeps 10 and would round it to 1, giving K. In
+  // fp32 every partial sum m * x (m <= 64) is exact, so any summation order gives K * x.
   const int64_t M = 32, K = 64, N = 32;
-  const float x_val = 1.f + std::ldexp(1.f, -20);
+  const float x_val = 1.f + std::ldexp(1.f, -12);
   OwnedTensor x({M, K}, DType::f32, Storage::host), w({N, K}, DType::f32, Storage::host);
   for (int64_t i = 0; i < M * K; ++i) x.ptr<float>()[i] = x_val;
   for (int64_t i = 0; i < N * K; ++i) w.ptr<float>()[i] = 1.f;
