@@ -100,8 +100,10 @@ cudaDataType_t cuda_type(DType t) {
 
 }  // namespace
 
-cublasHandle_t cublas_handle() {
+cublasHandle_t cublas_handle(cudaStream_t stream) {
   HandleEntry& e = thread_handle();
+  DAY18_CUBLAS_CHECK(cublasSetStream(e.handle, stream));
+  // After SetStream, which resets the workspace to the default pool.
   DAY18_CUBLAS_CHECK(cublasSetWorkspace(e.handle, e.workspace, kCublasWorkspaceBytes));
   return e.handle;
 }
@@ -115,14 +117,11 @@ void linear(const Tensor& out, const Tensor& input, const Tensor& weight, cudaSt
     DAY18_CUDA_CHECK(cudaMemsetAsync(out.data(), 0, out.nbytes(), stream));
     return;
   }
-  HandleEntry& e = thread_handle();
-  DAY18_CUBLAS_CHECK(cublasSetStream(e.handle, stream));
-  // After SetStream, which resets the workspace to the default pool.
-  DAY18_CUBLAS_CHECK(cublasSetWorkspace(e.handle, e.workspace, kCublasWorkspaceBytes));
+  cublasHandle_t handle = cublas_handle(stream);
   const cudaDataType_t type = cuda_type(input.dtype());
   const float alpha = 1.f, beta = 0.f;  // fp32 scalars: they match CUBLAS_COMPUTE_32F
-  DAY18_CUBLAS_CHECK(cublasGemmEx(e.handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha,
-                                  weight.data(), type, K,      // A: [N, K] row-major, transposed
+  DAY18_CUBLAS_CHECK(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, weight.data(),
+                                  type, K,                     // A: [N, K] row-major, transposed
                                   input.data(), type, K,       // B: [M, K] row-major
                                   &beta, out.data(), type, N,  // C: [M, N] row-major
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));

@@ -23,11 +23,13 @@ void linear(const Tensor& out,     // [M, N]  (M = num_tokens, N = out_features)
             const Tensor& weight,  // [N, K]
             cudaStream_t stream);
 
-// The cuBLAS handle of the calling thread for the current device, created on first use, with
-// its own workspace of kCublasWorkspaceBytes already attached. Reused by every linear() call of
-// this thread on this device. The explicit workspace matters for CUDA graphs: without it cuBLAS
-// may allocate during a call, which stream capture forbids.
-cublasHandle_t cublas_handle();
+// The cuBLAS handle of the calling thread for the current device, created on first use, bound to
+// `stream` and with its own workspace of kCublasWorkspaceBytes attached (in that order:
+// cublasSetStream resets the workspace to cuBLAS's default pool). Every linear() call of this
+// thread on this device uses it. The explicit workspace matters for CUDA graphs: without it
+// cuBLAS may allocate during a call, which stream capture forbids. The first call on a thread
+// creates the handle (cudaMalloc): make it before any capture begins.
+cublasHandle_t cublas_handle(cudaStream_t stream);
 inline constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // NVIDIA's advice for Hopper
 
 }  // namespace day18::cuda
