@@ -1,6 +1,31 @@
-// Placeholder: the activation family registers its ops here.
+// Registry entry of the activation family: silu_and_mul.
+#include "engine/ops/activation.h"
 #include "engine/ops/registry.h"
 
 namespace day18 {
-void register_activation_ops(OpRegistry&) {}
+
+void register_activation_ops(OpRegistry& r) {
+  OpDef op;
+  op.name = "silu_and_mul";
+  op.family = "activation";
+  op.summary = "out = silu(gate) * up, input = [gate | up] per token (Llama MLP, SwiGLU)";
+  op.inputs = {{"input", "[num_tokens, 2 * d] f32/f16/bf16 (gate = [:, :d], up = [:, d:])"}};
+  op.outputs = {{"out", "[num_tokens, d] same dtype"}};
+  op.run = [](OpContext& c) {
+    const Tensor& in = c.io.get("input");
+    const Tensor& out = c.io.emplace("out", {in.size(0), in.size(1) / 2}, in.dtype());
+    silu_and_mul(out, in, c.stream);
+  };
+  op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
+    // Llama-2-7B's MLP: intermediate_size 11008; a 2048-token prefill chunk. Gate values span
+    // silu's curved region and both tails.
+    io.put_owned("input", rng.normal_tensor({2048, 2 * 11008}, dt, 0.0, 2.0));
+  };
+  op.bytes_moved = [](const TensorStore& io, const Attrs&) {
+    return 1.5 * io.get("input").nbytes();  // read input, write half as much
+  };
+  op.tour_dtypes = {DType::f16, DType::bf16};
+  r.add(std::move(op));
+}
+
 }  // namespace day18

@@ -1,0 +1,146 @@
+// Benchmarks of the layer ops: rms_norm, fused_add_rms_norm, silu_and_mul, embedding, linear.
+//
+// Norms, activation and embedding are memory-bound: the number that matters is pct_of_P, the
+// share of the D2D copy bandwidth measured in this process (the targets are >= 85%). linear is
+// a cuBLAS GEMM: decode shapes (M = 1..256) are memory-bound too (the weight is read once per
+// call, 2 * M flops per weight element), so both TFLOP/s and pct_of_P are reported.
+//
+//   build/engine/day18_bench
+//   --benchmark_filter='BM_(rms_norm|fused_add_rms_norm|silu_and_mul|embedding|linear)'
+#include <benchmark/benchmark.h>
+
+#include "engine/benchmarks/bench_support.h"
+#include "engine/core/rng.h"
+#include "engine/ops/activation.h"
+#include "engine/ops/embedding.h"
+#include "engine/ops/layernorm.h"
+#include "engine/ops/linear.h"
+
+namespace day18 {
+namespace {
+
+constexpr DType kHalf = DType::f16;
+
+// Random device tensors, filled on the device side by copying a small random host pattern:
+// generating hundreds of MB on the host would dominate the benchmark's set-up time.
+OwnedTensor device_random(Rng& rng, const std::vector<int64_t>& shape, DType dt, double lo,
+                          double hi) {
+  OwnedTensor t(shape, dt, Storage::device);
+  const int64_t tile = std::min<int64_t>(t.numel(), int64_t(1) << 20);
+  OwnedTensor h = rng.uniform_tensor({tile}, dt, lo, hi);
+  const size_t tile_bytes = h.nbytes();
+  for (size_t off = 0; off < t.nbytes(); off += tile_bytes)
+    DAY18_CUDA_CHECK(cudaMemcpy(static_cast<char*>(t.data()) + off, h.data(),
+                                std::min(tile_bytes, t.nbytes() - off), cudaMemcpyHostToDevice));
+  return t;
+}
+
+// Args: {num_tokens, hidden_size}
+void BM_rms_norm(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t T = st.range(0), H = st.range(1);
+  Rng rng(1);
+  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
+  OwnedTensor out({T, H}, kHalf, Storage::device);
+  const double bytes = 2.0 * x.nbytes() + w.nbytes();  // read input + weight, write out
+  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { rms_norm(out, x, w, 1e-6, s); });
+}
+
+void BM_fused_add_rms_norm(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t T = st.range(0), H = st.range(1);
+  Rng rng(2);
+  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor r = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
+  // read input + residual + weight, write input + residual. (Values drift over iterations as
+  // the op runs in place; timing does not depend on them.)
+  const double bytes = 4.0 * x.nbytes() + w.nbytes();
+  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { fused_add_rms_norm(x, r, w, 1e-6, s); });
+}
+
+// Args: {num_tokens, d}; input [num_tokens, 2 d]
+void BM_silu_and_mul(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t T = st.range(0), d = st.range(1);
+  Rng rng(3);
+  OwnedTensor in = device_random(rng, {T, 2 * d}, kHalf, -4, 4);
+  OwnedTensor out({T, d}, kHalf, Storage::device);
+  const double bytes = static_cast<double>(in.nbytes() + out.nbytes());
+  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { silu_and_mul(out, in, s); });
+}
+
+// Args: {num_tokens, vocab_size, hidden_size}; distinct random ids (bytes: each row read once).
+void BM_embedding(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t T = st.range(0), V = st.range(1), H = st.range(2);
+  Rng rng(4);
+  OwnedTensor w = device_random(rng, {V, H}, kHalf, -0.1, 0.1);
+  OwnedTensor ids_h({T}, DType::i32, Storage::host);
+  // A random permutation prefix: T distinct ids, so every gathered row comes from HBM.
+  std::vector<int32_t> perm(V);
+  for (int64_t i = 0; i < V; ++i) perm[i] = static_cast<int32_t>(i);
+  for (int64_t i = 0; i < T; ++i) std::swap(perm[i], perm[rng.randint(i, V - 1)]);
+  for (int64_t i = 0; i < T; ++i) ids_h.ptr<int32_t>()[i] = perm[i];
+  OwnedTensor ids = ids_h.to(Storage::device);
+  OwnedTensor out({T, H}, kHalf, Storage::device);
+  const double bytes = 2.0 * out.nbytes() + ids.nbytes();
+  // Unchecked: the hot-path mode (the checked mode adds a host sync per call).
+  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { embedding(out, ids, w, false, s); });
+}
+
+// Args: {M, K, N}. Weight [N, K] read once; flops 2 M N K.
+void BM_linear(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
+  Rng rng(5);
+  OwnedTensor x = device_random(rng, {M, K}, kHalf, -1, 1);
+  OwnedTensor w = device_random(rng, {N, K}, kHalf, -0.02, 0.02);
+  OwnedTensor out({M, N}, kHalf, Storage::device);
+  const double bytes = static_cast<double>(x.nbytes() + w.nbytes() + out.nbytes());
+  const double flops = 2.0 * M * N * K;
+  bench::run_timed(st, bytes, flops, [&](cudaStream_t s) { linear(out, x, w, s); });
+}
+
+// The targets (16384 x 8192 norms, 4096 x 14336 SiLU) plus the shapes the tour runs.
+BENCHMARK(BM_rms_norm)
+    ->ArgNames({"tokens", "hidden"})
+    ->Args({16384, 8192})
+    ->Args({2048, 4096})
+    ->Args({16384, 4096})
+    ->Args({256, 8192})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_fused_add_rms_norm)
+    ->ArgNames({"tokens", "hidden"})
+    ->Args({16384, 8192})
+    ->Args({2048, 4096})
+    ->Args({16384, 4096})
+    ->Args({256, 8192})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_silu_and_mul)
+    ->ArgNames({"tokens", "d"})
+    ->Args({4096, 14336})
+    ->Args({2048, 11008})
+    ->Args({64, 14336})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_embedding)
+    ->ArgNames({"tokens", "vocab", "hidden"})
+    ->Args({2048, 32000, 4096})
+    ->Args({8192, 128256, 4096})
+    ->Args({64, 128256, 4096})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+// Decode-shaped GEMMs: Llama-3-8B's o_proj (4096 -> 4096), gate/up (4096 -> 14336) and LM
+// head (4096 -> 128256), for 1..256 tokens.
+BENCHMARK(BM_linear)
+    ->ArgNames({"M", "K", "N"})
+    ->ArgsProduct({{1, 16, 64, 256}, {4096}, {4096, 14336, 128256}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace day18

@@ -1,0 +1,58 @@
+#include "engine/cpu/layernorm.h"
+
+#include <cmath>
+#include <vector>
+
+namespace day18::cpu {
+namespace {
+
+// out[j] = x[j] * inv_rms * w[j], computed in double and rounded once to T. `x` holds the row
+// already converted to double (the fused op converts the *rounded* sum, as the GPU does).
+template <typename T>
+void normalize_row(T* out, const std::vector<double>& x, const T* w, double eps) {
+  double sum_sq = 0;
+  for (double v : x) sum_sq += v * v;
+  const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(x.size()) + eps);
+  for (size_t j = 0; j < x.size(); ++j)
+    out[j] = from_float<T>(static_cast<float>(x[j] * inv_rms * to_float(w[j])));
+}
+
+}  // namespace
+
+void rms_norm(const Tensor& out, const Tensor& input, const Tensor& weight, double eps) {
+  const int64_t num_tokens = input.size(0), hidden = input.size(1);
+  dispatch_float(input.dtype(), [&]<typename T>() {
+    const T* in = input.ptr<T>();
+    const T* w = weight.ptr<T>();
+    T* o = out.ptr<T>();
+    std::vector<double> row(hidden);
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      for (int64_t j = 0; j < hidden; ++j) row[j] = to_float(in[t * hidden + j]);
+      normalize_row(o + t * hidden, row, w, eps);
+    }
+  });
+}
+
+void fused_add_rms_norm(const Tensor& input, const Tensor& residual, const Tensor& weight,
+                        double eps) {
+  const int64_t num_tokens = input.size(0), hidden = input.size(1);
+  dispatch_float(input.dtype(), [&]<typename T>() {
+    T* x = input.ptr<T>();
+    T* r = residual.ptr<T>();
+    const T* w = weight.ptr<T>();
+    std::vector<double> row(hidden);
+    for (int64_t t = 0; t < num_tokens; ++t) {
+      T* xt = x + t * hidden;
+      T* rt = r + t * hidden;
+      for (int64_t j = 0; j < hidden; ++j) {
+        // The sum is rounded to the dtype and stored: it is the next layer's residual, and the
+        // norm is taken of that stored value (fp32 add, exactly what the kernel does).
+        rt[j] = from_float<T>(to_float(xt[j]) + to_float(rt[j]));
+        row[j] = to_float(rt[j]);
+      }
+      normalize_row(xt, row, w, eps);
+    }
+  });
+}
+
+}  // namespace day18::cpu

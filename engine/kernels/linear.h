@@ -1,0 +1,35 @@
+// Linear layer (GEMM) through cuBLAS, the CUDA backend of engine/ops/linear.h:
+//
+//   out = input @ weight^T        (no bias: Llama's projections have none)
+//
+// weight is in Hugging Face nn.Linear layout [out_features, in_features], so the weight of any
+// checkpoint is used as stored. Accumulation is fp32 for every dtype (CUBLAS_COMPUTE_32F); for
+// float32 tensors that means true fp32 FMAs, never TF32 (the math mode is CUBLAS_DEFAULT_MATH,
+// and CUBLAS_COMPUTE_32F_FAST_TF32 is not used).
+// Launchers validate nothing; contiguous row-major tensors, same dtype.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "engine/core/tensor.h"
+
+namespace day18::cuda {
+
+void linear(const Tensor& out,     // [M, N]  (M = num_tokens, N = out_features)
+            const Tensor& input,   // [M, K]  (K = in_features)
+            const Tensor& weight,  // [N, K]
+            cudaStream_t stream);
+
+// The cuBLAS handle of the calling thread for the current device, created on first use, bound to
+// `stream` and with its own workspace of kCublasWorkspaceBytes attached (in that order:
+// cublasSetStream resets the workspace to cuBLAS's default pool). Every linear() call of this
+// thread on this device uses it. The explicit workspace matters for CUDA graphs: without it
+// cuBLAS may allocate during a call, which stream capture forbids. The first call on a thread
+// creates the handle (cudaMalloc): make it before any capture begins.
+cublasHandle_t cublas_handle(cudaStream_t stream);
+inline constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // NVIDIA's advice for Hopper
+
+}  // namespace day18::cuda

@@ -1,0 +1,236 @@
+// Linear (cuBLAS GEMM): CPU oracle by hand and against a naive loop, cuBLAS vs the oracle over
+// decode and prefill shapes and every dtype, K not a multiple of 8, true fp32 (no TF32), per-
+// thread handles, CUDA-graph capture, and bad arguments.
+#include <string>
+#include <thread>
+
+#include "engine/kernels/linear.h"
+#include "engine/ops/linear.h"
+#include "tests/support/test_support.h"
+
+namespace day18 {
+namespace {
+
+constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+
+#define EXPECT_INVALID_NAMING(stmt, needle)                            \
+  do {                                                                 \
+    EXPECT_THROW(stmt, InvalidArgument);                               \
+    try {                                                              \
+      stmt;                                                            \
+    } catch (const InvalidArgument& e) {                               \
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) \
+          << "message does not name '" << needle << "': " << e.what(); \
+    }                                                                  \
+  } while (0)
+
+OwnedTensor host_f32(std::initializer_list<int64_t> shape, std::initializer_list<float> values) {
+  OwnedTensor t(std::vector<int64_t>(shape), DType::f32, Storage::host);
+  int64_t i = 0;
+  for (float v : values) t.ptr<float>()[i++] = v;
+  return t;
+}
+
+// Accumulation order differs between cuBLAS (tiles, maybe split K) and the oracle (double).
+Tolerance gemm_tolerance(DType dt) {
+  return scaled(default_tolerance(dt), 2.0);
+}
+
+// ---- CPU oracle ----
+
+TEST(LinearOracle, TinyGemmByHand) {
+  // input [[1, 2], [3, 4]], weight rows (out features) [1, 0], [0, 1], [1, 1]:
+  // out = input @ weight^T = [[1, 2, 3], [3, 4, 7]].
+  OwnedTensor x = host_f32({2, 2}, {1, 2, 3, 4});
+  OwnedTensor w = host_f32({3, 2}, {1, 0, 0, 1, 1, 1});
+  OwnedTensor out({2, 3}, DType::f32, Storage::host);
+  poison(out);
+  linear(out, x, w);
+  const float want[6] = {1, 2, 3, 3, 4, 7};
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(out.ptr<float>()[i], want[i]) << "element " << i;
+}
+
+TEST(LinearOracle, OneRowTimesNonSquareWeight) {
+  // [1, 2, 3] @ [[1, 1, 1], [2, -1, 0.5]]^T = [6, 1.5]
+  OwnedTensor x = host_f32({1, 3}, {1, 2, 3});
+  OwnedTensor w = host_f32({2, 3}, {1, 1, 1, 2, -1, 0.5f});
+  OwnedTensor out({1, 2}, DType::f32, Storage::host);
+  linear(out, x, w);
+  EXPECT_EQ(out.ptr<float>()[0], 6.f);
+  EXPECT_EQ(out.ptr<float>()[1], 1.5f);
+}
+
+TEST(LinearOracle, ThreadedBlockedLoopEqualsANaiveTripleLoop) {
+  // Big enough for the oracle's worker threads; uneven N for the last block and chunk.
+  Rng rng(400);
+  const int64_t M = 9, K = 1031, N = 1237;
+  OwnedTensor x = rng.normal_tensor({M, K}, DType::bf16, 0, 1);
+  OwnedTensor w = rng.normal_tensor({N, K}, DType::bf16, 0, 0.03);
+  OwnedTensor out({M, N}, DType::bf16, Storage::host);
+  poison(out);
+  linear(out, x, w);
+  OwnedTensor want({M, N}, DType::bf16, Storage::host);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < N; ++n) {
+      double s = 0;
+      for (int64_t k = 0; k < K; ++k) s += host_get(x, m * K + k) * host_get(w, n * K + k);
+      host_set(want, m * N + n, s);
+    }
+  EXPECT_CLOSE(out.view(), want.view(), default_tolerance(DType::bf16));
+}
+
+TEST(LinearOracle, EmptyKGivesZeros) {
+  OwnedTensor x({2, 0}, DType::f32, Storage::host), w({3, 0}, DType::f32, Storage::host);
+  OwnedTensor out({2, 3}, DType::f32, Storage::host);
+  poison(out);
+  linear(out, x, w);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(out.ptr<float>()[i], 0.f);
+}
+
+// ---- cuBLAS vs the oracle ----
+
+void check(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, cudaStream_t stream = nullptr) {
+  SCOPED_TRACE(::testing::Message()
+               << "linear " << dtype_name(dt) << " M=" << M << " K=" << K << " N=" << N);
+  // Weights ~ N(0, 1/K), like an initialized layer: outputs O(1) whatever K.
+  OwnedTensor x = rng.normal_tensor({M, K}, dt, 0, 1);
+  OwnedTensor w = rng.normal_tensor({N, K}, dt, 0, 1.0 / std::sqrt(static_cast<double>(K)));
+  OwnedTensor want({M, N}, dt, Storage::host);
+  poison(want);
+  linear(want, x, w);
+  OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor out({M, N}, dt, Storage::device);
+  poison(out, stream);
+  linear(out, dx, dw, stream);
+  DAY18_CUDA_CHECK(cudaStreamSynchronize(stream));
+  EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(dt));
+}
+
+TEST(LinearKernel, DecodeAndPrefillShapesForEveryDtype) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(401);
+  for (DType dt : kDtypes) {
+    check(rng, dt, 1, 4096, 4096);   // M = 1: one decode token (a GEMV)
+    check(rng, dt, 16, 4096, 1024);  // small decode batch
+    check(rng, dt, 64, 4096, 4096);  // the tour's shape
+    check(rng, dt, 200, 512, 1536);  // a prefill-sized M
+  }
+}
+
+TEST(LinearKernel, MatchesOracleOverRandomShapes) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(402);
+  for (int i = 0; i < 24; ++i) {
+    int64_t K = rng.randint(1, 700);
+    if (i % 2 == 0) K = (K + 7) / 8 * 8;
+    check(rng, kDtypes[i % 3], rng.randint(1, 130), K, rng.randint(1, 700));
+  }
+}
+
+TEST(LinearKernel, KNotAMultipleOfEightIsSupported) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(403);
+  for (DType dt : kDtypes)
+    for (int64_t K : {1, 3, 77, 1001}) check(rng, dt, 5, K, 33);
+}
+
+TEST(LinearKernel, EmptyKGivesZeros) {
+  DAY18_REQUIRE_GPU();
+  OwnedTensor x({2, 0}, DType::f16, Storage::device), w({3, 0}, DType::f16, Storage::device);
+  OwnedTensor out({2, 3}, DType::f16, Storage::device);
+  poison(out);
+  linear(out, x, w);
+  OwnedTensor got = testing::to_host(out);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(host_get(got, i), 0.0);
+}
+
+TEST(LinearKernel, Fp32IsTrueFp32NotTf32) {
+  DAY18_REQUIRE_GPU();
+  // x = 1 + 2^-12 needs 12 mantissa bits; TF32 keeps 10 and would round it to 1, giving K. In
+  // fp32 every partial sum m * x (m <= 64) is exact, so any summation order gives K * x.
+  const int64_t M = 32, K = 64, N = 32;
+  const float x_val = 1.f + std::ldexp(1.f, -12);
+  OwnedTensor x({M, K}, DType::f32, Storage::host), w({N, K}, DType::f32, Storage::host);
+  for (int64_t i = 0; i < M * K; ++i) x.ptr<float>()[i] = x_val;
+  for (int64_t i = 0; i < N * K; ++i) w.ptr<float>()[i] = 1.f;
+  OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor out({M, N}, DType::f32, Storage::device);
+  poison(out);
+  linear(out, dx, dw);
+  OwnedTensor got = testing::to_host(out);
+  const float want = static_cast<float>(K * static_cast<double>(x_val));  // exact in fp32
+  for (int64_t i = 0; i < M * N; ++i)
+    ASSERT_EQ(got.ptr<float>()[i], want) << "element " << i << " (TF32 would give " << K << ")";
+}
+
+TEST(LinearKernel, EachThreadUsesItsOwnHandleOnItsOwnStream) {
+  DAY18_REQUIRE_GPU();
+  auto worker = [](uint64_t seed, DType dt) {
+    Rng rng(seed);
+    Stream s;
+    for (int i = 0; i < 3; ++i) check(rng, dt, 8 + i, 256, 384, s);
+  };
+  std::thread a(worker, 410, DType::f16), b(worker, 411, DType::bf16);
+  a.join();
+  b.join();
+}
+
+TEST(LinearKernel, CanBeCapturedInACudaGraph) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(412);
+  const int64_t M = 4, K = 4096, N = 1024;
+  OwnedTensor x = rng.normal_tensor({M, K}, DType::f16, 0, 1);
+  OwnedTensor w = rng.normal_tensor({N, K}, DType::f16, 0, 1.0 / 64);
+  OwnedTensor want({M, N}, DType::f16, Storage::host);
+  linear(want, x, w);
+  OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor out({M, N}, DType::f16, Storage::device);
+  Stream s;
+  linear(out, dx, dw, s);  // first call on this thread creates the handle (not capturable)
+  s.synchronize();
+  poison(out, s);
+  s.synchronize();
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  DAY18_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  linear(out, dx, dw, s);  // must not allocate or sync: the explicit workspace makes sure
+  DAY18_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  DAY18_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  DAY18_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  s.synchronize();
+  EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(DType::f16));
+  DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
+// ---- bad arguments ----
+
+TEST(LinearValidation, RejectsBadArgumentsNamingThem) {
+  Rng rng(420);
+  OwnedTensor x = rng.normal_tensor({4, 16}, DType::f16, 0, 1);
+  OwnedTensor w = rng.normal_tensor({8, 16}, DType::f16, 0, 1);
+  OwnedTensor out({4, 8}, DType::f16, Storage::host);
+  OwnedTensor w_kn = rng.normal_tensor({16, 8}, DType::f16, 0, 1);  // [K, N]: the wrong layout
+  OwnedTensor w_bf16 = rng.normal_tensor({8, 16}, DType::bf16, 0, 1);
+  OwnedTensor out_f32({4, 8}, DType::f32, Storage::host);
+  OwnedTensor out_t({8, 4}, DType::f16, Storage::host);
+  OwnedTensor x_1d = rng.normal_tensor({16}, DType::f16, 0, 1);
+  OwnedTensor x_i32({4, 16}, DType::i32, Storage::host);
+  Tensor w_cuda(w.data(), DType::f16, {8, 16}, Device::cuda);
+  Tensor out_cuda(out.data(), DType::f16, {4, 8}, Device::cuda);
+  Tensor x_strided(x.data(), DType::f16, {4, 8}, {16, 2}, Device::cpu);
+  OwnedTensor w_8x8 = rng.normal_tensor({8, 8}, DType::f16, 0, 1);
+
+  EXPECT_INVALID_NAMING(linear(out, x, w_kn), "weight");
+  EXPECT_INVALID_NAMING(linear(out, x, w_bf16), "weight");
+  EXPECT_INVALID_NAMING(linear(out_f32, x, w), "out");
+  EXPECT_INVALID_NAMING(linear(out_t, x, w), "out");
+  EXPECT_INVALID_NAMING(linear(out, x_1d, w), "input");
+  EXPECT_INVALID_NAMING(linear(out, x_i32, w), "input");
+  EXPECT_INVALID_NAMING(linear(out, x, w_cuda), "weight");
+  EXPECT_INVALID_NAMING(linear(out_cuda, x, w), "out");
+  EXPECT_INVALID_NAMING(linear(out, x_strided, w_8x8), "input");
+}
+
+}  // namespace
+}  // namespace day18
