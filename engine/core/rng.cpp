@@ -55,21 +55,40 @@ void host_set(const Tensor& t, int64_t i, double v) {
   }
 }
 
-void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
+namespace {
+// One typed loop per dtype (host_set per element costs a dtype switch and a device check).
+template <typename Gen>
+void fill_with(const Tensor& t, Gen&& gen) {
+  expect_device(t, "tensor", Device::cpu);
   expect_contiguous(t, "tensor");
   const int64_t n = t.numel();
+  auto loop = [&](auto* p, auto convert) {
+    for (int64_t i = 0; i < n; ++i) p[i] = convert(gen());
+  };
+  switch (t.dtype()) {
+    case DType::f32: loop(static_cast<float*>(t.data()), [](double v) { return static_cast<float>(v); }); break;
+    case DType::f16: loop(static_cast<__half*>(t.data()), [](double v) { return __float2half_rn(static_cast<float>(v)); }); break;
+    case DType::bf16:
+      loop(static_cast<__nv_bfloat16*>(t.data()), [](double v) { return __float2bfloat16_rn(static_cast<float>(v)); });
+      break;
+    case DType::i32: loop(static_cast<int32_t*>(t.data()), [](double v) { return static_cast<int32_t>(v); }); break;
+    case DType::i64: loop(static_cast<int64_t*>(t.data()), [](double v) { return static_cast<int64_t>(v); }); break;
+    case DType::u8: loop(static_cast<uint8_t*>(t.data()), [](double v) { return static_cast<uint8_t>(v); }); break;
+  }
+}
+}  // namespace
+
+void Rng::fill_uniform(const Tensor& t, double lo, double hi) {
   if (is_floating(t.dtype())) {
-    for (int64_t i = 0; i < n; ++i) host_set(t, i, uniform(lo, hi));
+    fill_with(t, [&] { return uniform(lo, hi); });
   } else {
-    for (int64_t i = 0; i < n; ++i)
-      host_set(t, i, static_cast<double>(randint(static_cast<int64_t>(lo), static_cast<int64_t>(hi))));
+    const auto a = static_cast<int64_t>(lo), b = static_cast<int64_t>(hi);
+    fill_with(t, [&] { return static_cast<double>(randint(a, b)); });
   }
 }
 
 void Rng::fill_normal(const Tensor& t, double mean, double std) {
-  expect_contiguous(t, "tensor");
-  const int64_t n = t.numel();
-  for (int64_t i = 0; i < n; ++i) host_set(t, i, mean + std * normal());
+  fill_with(t, [&] { return mean + std * normal(); });
 }
 
 OwnedTensor Rng::uniform_tensor(const std::vector<int64_t>& shape, DType dtype, double lo,
