@@ -230,26 +230,32 @@ __device__ __forceinline__ bool in_level(uint32_t key, uint32_t floor, uint32_t 
   return key >= floor && (shift == 24 || (key >> (shift + 8)) == prefix);
 }
 
+// Returns the total mass of the level's elements, summed in double (the float bins are only
+// precise enough to choose a bin).
 template <typename T>
-__device__ void histogram_pass(const T* row, int vocab, uint32_t floor, uint32_t prefix, int shift,
-                               float max, float inv_t, uint32_t* hcnt, float* hmass) {
+__device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32_t prefix,
+                                 int shift, float max, float inv_t, uint32_t* hcnt, float* hmass,
+                                 double* red) {
   for (int b = threadIdx.x; b < kBins; b += kThreads) {
     hcnt[b] = 0;
     hmass[b] = 0.f;
   }
   __syncthreads();
   count_row_pass();
+  double total = 0;
   for_each_in_row(row, vocab, [&](const float* x, int n, int) {
     for (int j = 0; j < n; ++j) {
       const uint32_t key = float_key(x[j]);
       if (in_level(key, floor, prefix, shift)) {
         const uint32_t b = (key >> shift) & (kBins - 1);
+        const float m = expf((x[j] - max) * inv_t);
         atomicAdd(&hcnt[b], 1u);
-        atomicAdd(&hmass[b], expf((x[j] - max) * inv_t));
+        atomicAdd(&hmass[b], m);
+        total += static_cast<double>(m);
       }
     }
   });
-  __syncthreads();
+  return block_allreduce(total, [](double a, double b) { return a + b; }, red);  // syncs
 }
 
 // Result of walking a histogram from the top bin down.
@@ -589,7 +595,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   bool sampled = false;                         // the Gumbel argmax is already in `scan`
 
   while (phase != kNone) {
-    histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t, sh.hcnt, sh.hmass);
+    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t,
+                                             sh.hcnt, sh.hmass, sh.red.sum);
+    // Top-p after top-k: the target is p times the top-k set's mass, summed in double.
+    if (phase == kMass && shift == 24 && use_k) target = static_cast<double>(p) * level_mass;
     walk_histogram(sh.hcnt, sh.hmass, phase == kMass, cnt_above, mass_above,
                    phase == kMass ? target : static_cast<double>(k), &sh.walk);
     __syncthreads();
@@ -606,7 +615,6 @@ __global__ void __launch_bounds__(kThreads, 2)
         floor = lo;
         fin = {lo, mass_above + w.mass_bin};
         if (use_p) {  // top-p inside the top-k set: restart the search above `floor`
-          target = static_cast<double>(p) * fin.z_kept;
           phase = kMass;
           prefix = cnt_above = 0;
           mass_above = 0;
