@@ -255,7 +255,8 @@ __device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32
       }
     }
   });
-  return block_allreduce(total, [](double a, double b) { return a + b; }, red);  // syncs
+  return block_allreduce(
+      total, [](double a, double b) { return a + b; }, red);  // syncs
 }
 
 // Result of walking a histogram from the top bin down.

@@ -36,12 +36,11 @@ struct Batch {
   OwnedTensor logits, temperature, top_k, top_p, seeds, offsets;
 };
 
-Batch make_batch(const std::vector<std::vector<float>>& rows, DType dt,
-                 const std::vector<float>& t, const std::vector<int>& k,
-                 const std::vector<float>& p, const std::vector<int64_t>& seeds,
-                 const std::vector<int64_t>& offsets) {
+Batch make_batch(const std::vector<std::vector<float>>& rows, DType dt, const std::vector<float>& t,
+                 const std::vector<int>& k, const std::vector<float>& p,
+                 const std::vector<int64_t>& seeds, const std::vector<int64_t>& offsets) {
   const int64_t b = static_cast<int64_t>(rows.size()), v = static_cast<int64_t>(rows[0].size());
-  Batch x{OwnedTensor({b, v}, dt, Storage::host),   OwnedTensor({b}, DType::f32, Storage::host),
+  Batch x{OwnedTensor({b, v}, dt, Storage::host),      OwnedTensor({b}, DType::f32, Storage::host),
           OwnedTensor({b}, DType::i32, Storage::host), OwnedTensor({b}, DType::f32, Storage::host),
           OwnedTensor({b}, DType::i64, Storage::host), OwnedTensor({b}, DType::i64, Storage::host)};
   for (int64_t r = 0; r < b; ++r) {
@@ -276,9 +275,9 @@ TEST(SamplingCpu, SoftmaxWithTemperatureMatchesHandComputed) {
 }
 
 TEST(SamplingCpu, ArgmaxPicksLowestIndexOnTies) {
-  const Batch x = make_batch({{1.f, 3.f, 3.f, 2.f}, {-INFINITY, -INFINITY, -1.f, -1.f},
-                              {5.f, 5.f, 5.f, 5.f}},
-                             DType::f32, {0.f}, {0}, {1.f}, {}, {});
+  const Batch x =
+      make_batch({{1.f, 3.f, 3.f, 2.f}, {-INFINITY, -INFINITY, -1.f, -1.f}, {5.f, 5.f, 5.f, 5.f}},
+                 DType::f32, {0.f}, {0}, {1.f}, {}, {});
   OwnedTensor tokens({3}, DType::i32, Storage::host);
   poison(tokens);
   argmax(tokens, x.logits);
@@ -291,17 +290,17 @@ TEST(SamplingCpu, TopKTopPProbsMatchHandComputed) {
   // probs 0.5, 0.2, 0.15, 0.1, 0.05 (shuffled positions).
   const std::vector<float> row = {std::log(0.15f), std::log(0.5f), std::log(0.05f), std::log(0.2f),
                                   std::log(0.1f)};
-  const Batch x = make_batch({row, row, row, row, row}, DType::f32, {1.f},
-                             {3, 0, 3, 0, 1}, {1.f, 0.6f, 0.8f, 1.f, 1.f}, {}, {});
+  const Batch x = make_batch({row, row, row, row, row}, DType::f32, {1.f}, {3, 0, 3, 0, 1},
+                             {1.f, 0.6f, 0.8f, 1.f, 1.f}, {}, {});
   const OwnedTensor p = run_probs(x, false);
   const float* q = p.ptr<float>();
   const double k3 = 0.85;
   const double want[5][5] = {
-      {0.15 / k3, 0.5 / k3, 0, 0.2 / k3, 0},      // top-k 3
-      {0, 0.5 / 0.7, 0, 0.2 / 0.7, 0},            // top-p 0.6: 0.5 < 0.6 <= 0.7
-      {0, 0.5 / 0.7, 0, 0.2 / 0.7, 0},            // top-k 3 then top-p 0.8 of 0.59/0.24/0.18
-      {0.15, 0.5, 0.05, 0.2, 0.1},                // no filter
-      {0, 1, 0, 0, 0},                            // top-k 1
+      {0.15 / k3, 0.5 / k3, 0, 0.2 / k3, 0},  // top-k 3
+      {0, 0.5 / 0.7, 0, 0.2 / 0.7, 0},        // top-p 0.6: 0.5 < 0.6 <= 0.7
+      {0, 0.5 / 0.7, 0, 0.2 / 0.7, 0},        // top-k 3 then top-p 0.8 of 0.59/0.24/0.18
+      {0.15, 0.5, 0.05, 0.2, 0.1},            // no filter
+      {0, 1, 0, 0, 0},                        // top-k 1
   };
   for (int r = 0; r < 5; ++r)
     for (int i = 0; i < 5; ++i) EXPECT_NEAR(q[r * 5 + i], want[r][i], 1e-6) << r << "," << i;
@@ -347,7 +346,9 @@ TEST(SamplingCpu, SameSeedAndOffsetGiveTheSameTokenNewOffsetsGiveFreshDraws) {
 }
 
 // ---- statistics (CPU) ------------------------------------------------------------------------
-TEST(SamplingCpu, PlainSamplingFollowsSoftmax) { expect_distribution(stat_row(), 1.f, 0, 1.f, false); }
+TEST(SamplingCpu, PlainSamplingFollowsSoftmax) {
+  expect_distribution(stat_row(), 1.f, 0, 1.f, false);
+}
 TEST(SamplingCpu, TemperatureSharpensAndFlattens) {
   expect_distribution(stat_row(), 0.5f, 0, 1.f, false);
   expect_distribution(stat_row(), 2.0f, 0, 1.f, false);
@@ -422,22 +423,22 @@ TEST(SamplingCpu, BadInputNamesTheArgument) {
   expect_throws_naming(call(neg_k), "top_k");
   expect_throws_naming(call(zero_p), "top_p");
   expect_throws_naming(call(big_p), "top_p");
-  expect_throws_naming([&] { top_k_top_p_probs(probs, x.logits, x.temperature, neg_k.top_k,
-                                               x.top_p); }, "top_k");
+  expect_throws_naming(
+      [&] { top_k_top_p_probs(probs, x.logits, x.temperature, neg_k.top_k, x.top_p); }, "top_k");
   expect_throws_naming([&] { softmax(probs, x.logits, neg_t.temperature); }, "temperature");
   // shapes: params of another batch size, outputs of the wrong shape
   OwnedTensor t3({3}, DType::f32, Storage::host), k3({3}, DType::i32, Storage::host),
       s3({3}, DType::i64, Storage::host);
   expect_throws_naming([&] { sample(tokens, x.logits, t3, x.top_k, x.top_p, x.seeds, x.offsets); },
                        "temperature");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, k3, x.top_p, x.seeds,
-                                    x.offsets); }, "top_k");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, x.top_k, t3, x.seeds,
-                                    x.offsets); }, "top_p");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, s3,
-                                    x.offsets); }, "seeds");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, x.seeds,
-                                    s3); }, "offsets");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, k3, x.top_p, x.seeds, x.offsets); }, "top_k");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, x.top_k, t3, x.seeds, x.offsets); }, "top_p");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, s3, x.offsets); }, "seeds");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, x.seeds, s3); }, "offsets");
   OwnedTensor tokens3({3}, DType::i32, Storage::host), probs9({2, 9}, DType::f32, Storage::host);
   expect_throws_naming([&] { argmax(tokens3, x.logits); }, "tokens");
   expect_throws_naming([&] { softmax(probs9, x.logits, x.temperature); }, "probs");
@@ -446,10 +447,10 @@ TEST(SamplingCpu, BadInputNamesTheArgument) {
   OwnedTensor kf({2}, DType::f32, Storage::host), s32({2}, DType::i32, Storage::host);
   expect_throws_naming([&] { argmax(tokens, ilogits); }, "logits");
   expect_throws_naming([&] { argmax(tokens64, x.logits); }, "tokens");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, kf, x.top_p, x.seeds,
-                                    x.offsets); }, "top_k");
-  expect_throws_naming([&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, s32,
-                                    x.offsets); }, "seeds");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, kf, x.top_p, x.seeds, x.offsets); }, "top_k");
+  expect_throws_naming(
+      [&] { sample(tokens, x.logits, x.temperature, x.top_k, x.top_p, s32, x.offsets); }, "seeds");
   OwnedTensor flat({20}, DType::f32, Storage::host);
   expect_throws_naming([&] { argmax(tokens, flat); }, "logits");
 }
@@ -583,8 +584,8 @@ TEST(SamplingGpu, EdgeCasesMatchCpu) {
                     std::vector<std::vector<float>>(8, std::vector<float>(77, -INFINITY))}) {
     if (rows[0].size() == 77)
       for (int r = 0; r < 8; ++r) rows[r][r * 9] = 0.f;
-    const Batch x = make_batch(rows, DType::f32, {1.f, 0.f, 3.f}, {0, 1, 3}, {1.f, 1e-6f, 0.5f},
-                               {}, {});
+    const Batch x =
+        make_batch(rows, DType::f32, {1.f, 0.f, 3.f}, {0, 1, 3}, {1.f, 1e-6f, 0.5f}, {}, {});
     EXPECT_EQ(run_sample(x, true), run_sample(x, false));
     EXPECT_CLOSE(run_probs(x, true).view(), run_probs(x, false).view(),
                  default_tolerance(DType::f32));
@@ -598,10 +599,12 @@ TEST(SamplingGpu, BadInputNamesTheArgument) {
                              {0}, {1.f}, {}, {});
   const Batch d = to_device(h);
   OwnedTensor tokens({2}, DType::i32, Storage::device), probs({2, 10}, DType::f32, Storage::device);
-  expect_throws_naming([&] { sample(tokens, d.logits, h.temperature, d.top_k, d.top_p, d.seeds,
-                                    d.offsets); }, "temperature");
-  expect_throws_naming([&] { sample(tokens, d.logits, d.temperature, d.top_k, d.top_p, h.seeds,
-                                    d.offsets); }, "seeds");
+  expect_throws_naming(
+      [&] { sample(tokens, d.logits, h.temperature, d.top_k, d.top_p, d.seeds, d.offsets); },
+      "temperature");
+  expect_throws_naming(
+      [&] { sample(tokens, d.logits, d.temperature, d.top_k, d.top_p, h.seeds, d.offsets); },
+      "seeds");
   OwnedTensor host_tokens({2}, DType::i32, Storage::host);
   expect_throws_naming([&] { argmax(host_tokens, d.logits); }, "tokens");
   expect_throws_naming([&] { softmax(probs, d.logits, h.temperature); }, "temperature");
