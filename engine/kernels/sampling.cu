@@ -497,16 +497,21 @@ __device__ Finish finish_in_smem(SmemShared& sh, int n, int k_rank, bool use_p, 
   int n_kept = n_k;
   if (use_p) {
     if (k_rank > 0) target = static_cast<double>(top_p) * total;
-    // Rounding fallbacks: target already reached above the buffer -> keep its first candidate;
-    // never reached -> keep all of it.
-    if (threadIdx.x == 0) sh.jstar = mass_above >= target ? 0 : n_k - 1;
+    // j* = the first position whose inclusive prefix reaches the target. Each thread tests its
+    // own positions; atomicMin makes the answer unique and deterministic even where two threads'
+    // differently-associated double sums disagree in the last bit at their boundary. Never
+    // reached (rounding, p close to 1): keep every candidate.
+    if (threadIdx.x == 0) sh.jstar = n_k - 1;
     __syncthreads();
     double run = mass_above + excl;
 #pragma unroll
     for (int e = 0; e < kItems; ++e) {
       const int j = threadIdx.x * kItems + e;
-      if (j < n_k && run < target && run + mass[e] >= target) sh.jstar = j;  // unique j
       run += mass[e];
+      if (j < n_k && run >= target) {
+        atomicMin(&sh.jstar, j);
+        break;
+      }
     }
     __syncthreads();
     n_kept = count_at_least(sh.cand, n_k, cand_key(sh.cand[sh.jstar]), &sh.slot);
