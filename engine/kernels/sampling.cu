@@ -1,0 +1,785 @@
+// Sampling kernels: softmax, argmax, top_k_top_p_probs and the combined sampler.
+//
+// The lesson of this file, in four ideas.
+//
+// 1. Gumbel-max instead of a prefix scan. The textbook way to draw from probs p_i is to draw one
+//    u ~ U(0,1) and find the first i whose prefix sum of p exceeds u: a sort-and-scan over the
+//    vocabulary. The Gumbel-max trick needs neither: give every token its own u_i, and take
+//        token = argmax_i  s_i + g_i,   s_i = (logit_i - max) / T,   g_i = -log(-log(u_i)).
+//    P(token = i) = exp(s_i) / sum_j exp(s_j) exactly (the Gumbel distribution is what makes the
+//    race "max of perturbed log-weights" land on i with probability proportional to its weight).
+//    Restricting the argmax to the kept set samples the *renormalised* filtered distribution, so
+//    top-k/top-p never need to rescale anything. An argmax is a reduction: any thread order, any
+//    block shape, same answer - which is what lets the CPU oracle and the GPU agree token for
+//    token.
+//
+// 2. Counter-based random numbers. u_i = Philox4x32-10(counter = (i/4, 0, offset), key = seed)
+//    (philox.h): a pure function of (seed, offset, i), so a thread computes the numbers of the
+//    positions it loaded, and the CPU computes the same ones. The per-sequence offset (the decode
+//    step) makes every step draw fresh numbers; same (seed, offset) = same token.
+//
+// 3. Thresholds without a sort. Top-k keeps the tokens whose logit is >= the k-th largest; top-p
+//    keeps those whose logit is >= the largest t with mass(logit >= t) >= p * mass(kept by top-k).
+//    Both are thresholds on the logit, found by a radix select over the logit's bits: map a float
+//    to a uint32 "key" whose unsigned order is the float order, histogram the top 8 bits of the
+//    keys (counts for top-k, probability mass for top-p), walk the 256 bins from the top to the
+//    bin where the running count/mass reaches k/p, and repeat on the next 8 bits inside that bin.
+//    Four levels give the exact threshold key. As soon as the bin holding the threshold has few
+//    enough elements (<= kCap), one more pass gathers them into shared memory, where a bitonic
+//    sort and a double-precision prefix scan finish the job exactly - and in the same pass the
+//    tokens above the bin (kept for sure) already enter the Gumbel argmax.
+//
+// 4. Count the passes. A row of a 128256-token vocabulary is 513 KB of fp32; a batch of 256 is
+//    131 MB, far more than the 50 MB L2, so every pass over the logits costs ~45 us of HBM time on
+//    an H100. Passes per row (each a float4-vectorized read of the whole row):
+//      greedy                   1  (argmax)
+//      top-k (k small) [+top-p] 3  (stats, histogram of the top 8 bits, gather -> smem; the rest
+//                                   runs in shared memory)
+//      top-p only               3-5 (stats, 1-3 mass histograms until the bin fits, gather+sample)
+//      no filter                2  (stats, sample)
+//      worst case (adversarial) 10 (stats, 4+4 histogram levels, sample)
+//    sampling_row_passes_read_and_reset() counts them, and the benchmark prints the count.
+//
+// Mapping (all kernels): grid = batch (one block per row), block = kThreads = 512 threads; two
+// blocks fit on an SM (<= 64 registers, ~36 KB of shared memory each), so a batch of 256 runs in
+// one wave on the 132 SMs of an H100.
+#include "engine/kernels/sampling.h"
+
+#include <cfloat>
+#include <climits>
+#include <cstdint>
+
+#include "engine/core/dtype.h"
+#include "engine/core/error.h"
+#include "engine/kernels/philox.h"
+
+namespace day18::cuda {
+namespace {
+
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
+constexpr int kBins = 256;               // 8 bits of the key per radix level
+constexpr int kCap = 4096;               // candidates that shared memory holds (32 KB of u64)
+constexpr int kItems = kCap / kThreads;  // candidates per thread in the shared-memory phase
+constexpr int kUnroll = 4;  // 16-byte loads in flight per thread (memory-level parallelism)
+static_assert(kCap % kThreads == 0 && kWarps <= 32);
+
+__device__ unsigned long long g_row_passes = 0;
+
+// ---- float <-> order-preserving key --------------------------------------------------------
+// Positive floats: set the sign bit (they sort above all negatives, in their own order).
+// Negative floats: flip all bits (a larger magnitude is a smaller key). -0 is folded into +0 so
+// that equal logits always get equal keys.
+__device__ __forceinline__ uint32_t float_key(float f) {
+  uint32_t b = __float_as_uint(f);
+  if (f == 0.f) b = 0;
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+__device__ __forceinline__ float key_float(uint32_t k) {
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k);
+}
+
+// ---- 16-byte loads of any logits dtype -----------------------------------------------------
+template <typename T>
+__device__ __forceinline__ void unpack16(const uint4& r, float* x);
+template <>
+__device__ __forceinline__ void unpack16<float>(const uint4& r, float* x) {
+  x[0] = __uint_as_float(r.x);
+  x[1] = __uint_as_float(r.y);
+  x[2] = __uint_as_float(r.z);
+  x[3] = __uint_as_float(r.w);
+}
+template <>
+__device__ __forceinline__ void unpack16<__half>(const uint4& r, float* x) {
+  const __half2* h = reinterpret_cast<const __half2*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    x[2 * i] = f.x;
+    x[2 * i + 1] = f.y;
+  }
+}
+template <>
+__device__ __forceinline__ void unpack16<__nv_bfloat16>(const uint4& r, float* x) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    x[2 * i] = f.x;
+    x[2 * i + 1] = f.y;
+  }
+}
+
+// Calls f(x, n, base) for the thread's share of one row: n values x[0..n) at vocab positions
+// base.. base+n. Fast path: 16-byte loads (n = 16 / sizeof(T), base a multiple of n), kUnroll of
+// them issued before any is used. Rows whose length or address is not 16-byte aligned take the
+// scalar path (n = 1).
+// kU: loads in flight per thread; the passes with heavy per-element code (Gumbel keys) use 2 to
+// stay within 64 registers.
+template <typename T, int kU = kUnroll, typename F>
+__device__ __forceinline__ void for_each_in_row(const T* __restrict__ row, int vocab, F&& f) {
+  constexpr int N = 16 / sizeof(T);
+  const bool vec = vocab % N == 0 && (reinterpret_cast<uintptr_t>(row) & 15) == 0;
+  if (vec) {
+    const uint4* p = reinterpret_cast<const uint4*>(row);
+    const int nv = vocab / N;
+    int v = threadIdx.x;
+    for (; v + (kU - 1) * kThreads < nv; v += kU * kThreads) {
+      uint4 r[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) r[u] = __ldg(p + v + u * kThreads);
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        float x[N];
+        unpack16<T>(r[u], x);
+        f(x, N, (v + u * kThreads) * N);
+      }
+    }
+    for (; v < nv; v += kThreads) {
+      float x[N];
+      unpack16<T>(__ldg(p + v), x);
+      f(x, N, v * N);
+    }
+  } else {
+    for (int i = threadIdx.x; i < vocab; i += kThreads) {
+      float x = to_float(row[i]);
+      f(&x, 1, i);
+    }
+  }
+}
+
+__device__ __forceinline__ void count_row_pass() {
+  if (threadIdx.x == 0) atomicAdd(&g_row_passes, 1ull);
+}
+
+// ---- block reductions ----------------------------------------------------------------------
+struct RowStats {
+  float max;   // largest logit
+  int arg;     // its lowest index
+  double sum;  // sum of exp((logit - max) / T) (only when T > 0), accumulated in double
+};
+
+struct Best {  // Gumbel argmax: largest key, ties -> lowest index
+  double key;
+  int idx;
+};
+
+__device__ __forceinline__ Best better(Best a, Best b) {
+  return (a.key > b.key || (a.key == b.key && a.idx < b.idx)) ? a : b;
+}
+__device__ __forceinline__ Best shfl_xor(Best v, int m) {
+  return {__shfl_xor_sync(0xffffffffu, v.key, m), __shfl_xor_sync(0xffffffffu, v.idx, m)};
+}
+__device__ __forceinline__ RowStats shfl_xor(RowStats v, int m) {
+  return {__shfl_xor_sync(0xffffffffu, v.max, m), __shfl_xor_sync(0xffffffffu, v.arg, m),
+          __shfl_xor_sync(0xffffffffu, v.sum, m)};
+}
+__device__ __forceinline__ double shfl_xor(double v, int m) {
+  return __shfl_xor_sync(0xffffffffu, v, m);
+}
+
+// Every thread gets the result; the combine order is fixed, so every thread (and every run)
+// gets the same bits. `red` holds kWarps values.
+template <typename R, typename Combine>
+__device__ R block_allreduce(R v, Combine comb, R* red) {
+#pragma unroll
+  for (int m = 16; m > 0; m >>= 1) v = comb(v, shfl_xor(v, m));
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+  __syncthreads();
+  R r = red[0];
+  for (int w = 1; w < kWarps; ++w) r = comb(r, red[w]);
+  __syncthreads();  // `red` may be reused right after
+  return r;
+}
+
+// Pass 1: max, its lowest index, and (T > 0) the softmax denominator, with the online-softmax
+// rescaling so that one read suffices.
+template <typename T>
+__device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_sum, RowStats* red) {
+  RowStats s{-INFINITY, INT_MAX, 0.0};
+  for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
+    for (int j = 0; j < n; ++j) {
+      const float v = x[j];
+      if (v > s.max) {  // strict: the first (lowest) index of a tie stays
+        if (want_sum && s.max != -INFINITY) s.sum *= static_cast<double>(expf((s.max - v) * inv_t));
+        s.max = v;
+        s.arg = base + j;
+      }
+      if (want_sum && v != -INFINITY) s.sum += static_cast<double>(expf((v - s.max) * inv_t));
+    }
+  });
+  auto comb = [inv_t, want_sum](RowStats a, RowStats b) {
+    RowStats r;
+    r.max = fmaxf(a.max, b.max);
+    r.arg = a.max > b.max ? a.arg : b.max > a.max ? b.arg : min(a.arg, b.arg);
+    r.sum = 0.0;
+    if (want_sum && r.max != -INFINITY) {
+      if (a.max != -INFINITY) r.sum += a.sum * static_cast<double>(expf((a.max - r.max) * inv_t));
+      if (b.max != -INFINITY) r.sum += b.sum * static_cast<double>(expf((b.max - r.max) * inv_t));
+    }
+    return r;
+  };
+  return block_allreduce(s, comb, red);
+}
+
+// ---- radix-select histograms ---------------------------------------------------------------
+// Level `shift` (24, 16, 8, 0) looks at key bits [shift, shift+8) of the keys whose higher bits
+// equal `prefix` (no condition at level 24) and that are >= `floor` (the top-k threshold when
+// top-p searches inside the top-k set).
+__device__ __forceinline__ bool in_level(uint32_t key, uint32_t floor, uint32_t prefix, int shift) {
+  return key >= floor && (shift == 24 || (key >> (shift + 8)) == prefix);
+}
+
+// Returns the total mass of the level's elements, summed in double (the float bins are only
+// precise enough to choose a bin).
+template <typename T>
+__device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32_t prefix,
+                                 int shift, float max, float inv_t, uint32_t* hcnt, float* hmass,
+                                 double* red) {
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    hcnt[b] = 0;
+    hmass[b] = 0.f;
+  }
+  __syncthreads();
+  count_row_pass();
+  double total = 0;
+  for_each_in_row(row, vocab, [&](const float* x, int n, int) {
+    for (int j = 0; j < n; ++j) {
+      const uint32_t key = float_key(x[j]);
+      if (in_level(key, floor, prefix, shift)) {
+        const uint32_t b = (key >> shift) & (kBins - 1);
+        const float m = expf((x[j] - max) * inv_t);
+        atomicAdd(&hcnt[b], 1u);
+        atomicAdd(&hmass[b], m);
+        total += static_cast<double>(m);
+      }
+    }
+  });
+  return block_allreduce(
+      total, [](double a, double b) { return a + b; }, red);  // syncs
+}
+
+// Result of walking a histogram from the top bin down.
+struct Walk {
+  int bin;               // the bin holding the threshold
+  uint32_t cnt_greater;  // elements in bins above it
+  double mass_greater;   // their mass
+  uint32_t cnt_bin;
+  double mass_bin;
+};
+
+// Warp 0 walks: lane l owns bins [8l, 8l+8); a suffix scan over lanes gives each lane the count
+// and mass above its bins. The chosen bin is the highest b with
+//   above + sum_{bins >= b} >= need   (need = k for counts, the mass target for top-p).
+// The bin masses are float sums; a target within ~1e-6 of a bin edge can pick the neighbour bin,
+// which moves the top-p cut by a token at most (see the tests' agreement-rate justification).
+__device__ void walk_histogram(const uint32_t* hcnt, const float* hmass, bool by_mass,
+                               uint32_t cnt_above, double mass_above, double need, Walk* out) {
+  if (threadIdx.x >= 32) return;
+  const int lane = threadIdx.x;
+  constexpr int kPer = kBins / 32;
+  uint32_t c = 0;
+  double m = 0;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    c += hcnt[lane * kPer + j];
+    m += hmass[lane * kPer + j];
+  }
+  uint32_t sc = c;  // inclusive suffix over lanes
+  double sm = m;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const uint32_t vc = __shfl_down_sync(0xffffffffu, sc, off);
+    const double vm = __shfl_down_sync(0xffffffffu, sm, off);
+    if (lane + off < 32) {
+      sc += vc;
+      sm += vm;
+    }
+  }
+  // Highest satisfying bin in this lane.
+  uint32_t run_c = cnt_above + (sc - c);
+  double run_m = mass_above + (sm - m);
+  int mine = -1;
+  for (int j = kPer - 1; j >= 0; --j) {
+    const int b = lane * kPer + j;
+    run_c += hcnt[b];
+    run_m += hmass[b];
+    if (by_mass ? run_m >= need : run_c >= static_cast<uint32_t>(need)) {
+      mine = b;
+      break;
+    }
+  }
+  int lowest_nonempty = INT_MAX;
+  for (int j = 0; j < kPer; ++j)
+    if (hcnt[lane * kPer + j] != 0) {
+      lowest_nonempty = lane * kPer + j;
+      break;
+    }
+  int chosen = mine;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) {
+    chosen = max(chosen, __shfl_xor_sync(0xffffffffu, chosen, off));
+    lowest_nonempty = min(lowest_nonempty, __shfl_xor_sync(0xffffffffu, lowest_nonempty, off));
+  }
+  // Rounding can leave the target a hair above the total mass (p close to 1): take the lowest
+  // non-empty bin then (everything is kept down to it).
+  if (chosen < 0) chosen = lowest_nonempty;
+  if (lane == chosen / kPer) {
+    uint32_t cg = cnt_above + (sc - c);
+    double mg = mass_above + (sm - m);
+    for (int b = lane * kPer + kPer - 1; b > chosen; --b) {
+      cg += hcnt[b];
+      mg += hmass[b];
+    }
+    out->bin = chosen;
+    out->cnt_greater = cg - cnt_above;
+    out->mass_greater = mg - mass_above;
+    out->cnt_bin = hcnt[chosen];
+    out->mass_bin = hmass[chosen];
+  }
+}
+
+// ---- the Gumbel key ------------------------------------------------------------------------
+// Double precision, bit-for-bit the CPU oracle's formula, so that both backends rank tokens the
+// same. A float estimate screens first: only a token that may beat the thread's best pays for
+// the double logs.
+struct GumbelRow {
+  uint64_t seed, offset;
+  float max;
+  float inv_t;
+  double t;
+};
+
+__device__ __forceinline__ double gumbel_key(float v, float max, double t, uint32_t bits) {
+  const double u = uniform_from_bits(bits);
+  return (static_cast<double>(v) - static_cast<double>(max)) / t - log(-log(u));
+}
+
+struct GumbelScan {
+  Best best{-INFINITY, INT_MAX};
+  float best_f = -INFINITY;
+  uint32_t group = 0xffffffffu;
+  Philox4x32 bits{};
+
+  __device__ __forceinline__ void offer(const GumbelRow& g, float v, int i) {
+    const uint32_t grp = static_cast<uint32_t>(i) >> 2;
+    if (grp != group) {
+      bits = sampling_random_bits(g.seed, g.offset, grp);
+      group = grp;
+    }
+    const uint32_t r = bits.v[i & 3];
+    const float uf = static_cast<float>(uniform_from_bits(r));  // exact in float
+    const float kf = (v - g.max) * g.inv_t - logf(-logf(uf));
+    // |kf - exact| is ~1e-6 (1 + |kf|); the margin is generous.
+    if (!(kf + 1e-4f + 1e-5f * fabsf(kf) >= best_f)) return;
+    const Best c{gumbel_key(v, g.max, g.t, r), i};
+    best = better(best, c);
+    best_f = static_cast<float>(best.key);
+  }
+};
+
+// ---- shared-memory finish --------------------------------------------------------------------
+__device__ __forceinline__ uint64_t pack_candidate(uint32_t key, int idx) {
+  return (static_cast<uint64_t>(~key) << 32) | static_cast<uint32_t>(idx);  // ascending = key desc
+}
+__device__ __forceinline__ uint32_t cand_key(uint64_t c) {
+  return ~static_cast<uint32_t>(c >> 32);
+}
+__device__ __forceinline__ int cand_idx(uint64_t c) {
+  return static_cast<int>(c & 0xffffffffu);
+}
+
+__device__ void bitonic_sort(uint64_t* a, int n2) {
+  for (int k = 2; k <= n2; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int i = threadIdx.x; i < n2; i += kThreads) {
+        const int p = i ^ j;
+        if (p > i) {
+          const uint64_t x = a[i], y = a[p];
+          const bool ascending = (i & k) == 0;
+          if ((x > y) == ascending) {
+            a[i] = y;
+            a[p] = x;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+}
+
+// Number of leading (sorted, key-descending) candidates among the first n whose key >= t.
+// Requires cand[0] >= t. All threads get the answer.
+__device__ int count_at_least(const uint64_t* cand, int n, uint32_t t, int* slot) {
+  for (int j = threadIdx.x; j < n; j += kThreads)
+    if (cand_key(cand[j]) >= t && (j + 1 == n || cand_key(cand[j + 1]) < t)) *slot = j + 1;
+  __syncthreads();
+  const int r = *slot;
+  __syncthreads();
+  return r;
+}
+
+struct SmemShared {
+  uint64_t cand[kCap];
+  uint32_t hcnt[kBins];
+  float hmass[kBins];
+  double warp_tot[kWarps];
+  Walk walk;
+  int ncand;
+  int slot;
+  int jstar;
+  double z_kept;
+  union {
+    RowStats stats[kWarps];
+    Best best[kWarps];
+    double sum[kWarps];
+  } red;
+};
+
+// Block-wide exclusive prefix sum of one double per thread; also returns the total.
+__device__ double block_exclusive_sum(double v, double* total, SmemShared& sh) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  double incl = v;
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const double o = __shfl_up_sync(0xffffffffu, incl, off);
+    if (lane >= off) incl += o;
+  }
+  if (lane == 31) sh.warp_tot[warp] = incl;
+  __syncthreads();
+  double before = 0, all = 0;
+  for (int w = 0; w < kWarps; ++w) {
+    if (w < warp) before += sh.warp_tot[w];
+    all += sh.warp_tot[w];
+  }
+  __syncthreads();
+  *total = all;
+  return before + incl - v;
+}
+
+struct Finish {
+  uint32_t t_final;  // kept = key >= t_final
+  double z_kept;     // mass of the kept set
+};
+
+// Candidates cand[0..n) are in shared memory (unsorted). `k_rank` > 0: they are every token
+// with key >= some bound and top-k still has to be applied (k-th largest = position k-1).
+// `use_p`: top-p cut with `target` (or p * top-k mass when k_rank > 0), `mass_above` = mass of
+// kept tokens not in the buffer (all larger than every candidate). Sampling offers the kept
+// candidates to `scan`.
+__device__ Finish finish_in_smem(SmemShared& sh, int n, int k_rank, bool use_p, float top_p,
+                                 double target, double mass_above, const GumbelRow& g,
+                                 GumbelScan* scan) {
+  int n2 = 1;
+  while (n2 < n) n2 <<= 1;
+  for (int j = n + threadIdx.x; j < n2; j += kThreads) sh.cand[j] = ~0ull;
+  __syncthreads();
+  bitonic_sort(sh.cand, n2);
+
+  int n_k = n;
+  if (k_rank > 0) n_k = count_at_least(sh.cand, n, cand_key(sh.cand[k_rank - 1]), &sh.slot);
+
+  // Masses of the top-k-kept candidates, in double, exactly as the CPU oracle computes them;
+  // thread t owns the consecutive positions [t * kItems, (t + 1) * kItems).
+  double mass[kItems];
+  double local = 0;
+#pragma unroll
+  for (int e = 0; e < kItems; ++e) {
+    const int j = threadIdx.x * kItems + e;
+    mass[e] = 0;
+    if (j < n_k)
+      mass[e] = exp((static_cast<double>(key_float(cand_key(sh.cand[j]))) - g.max) / g.t);
+    local += mass[e];
+  }
+  double total = 0;
+  const double excl = block_exclusive_sum(local, &total, sh);
+
+  int n_kept = n_k;
+  if (use_p) {
+    if (k_rank > 0) target = static_cast<double>(top_p) * total;
+    // j* = the first position whose inclusive prefix reaches the target. Each thread tests its
+    // own positions; atomicMin makes the answer unique and deterministic even where two threads'
+    // differently-associated double sums disagree in the last bit at their boundary. Never
+    // reached (rounding, p close to 1): keep every candidate.
+    if (threadIdx.x == 0) sh.jstar = n_k - 1;
+    __syncthreads();
+    double run = mass_above + excl;
+#pragma unroll
+    for (int e = 0; e < kItems; ++e) {
+      const int j = threadIdx.x * kItems + e;
+      run += mass[e];
+      if (j < n_k && run >= target) {
+        atomicMin(&sh.jstar, j);
+        break;
+      }
+    }
+    __syncthreads();
+    n_kept = count_at_least(sh.cand, n_k, cand_key(sh.cand[sh.jstar]), &sh.slot);
+  }
+
+  // Mass of the kept set (for the probs output) and the Gumbel argmax over it.
+  double run = excl;
+#pragma unroll
+  for (int e = 0; e < kItems; ++e) {
+    const int j = threadIdx.x * kItems + e;
+    run += mass[e];
+    if (j == n_kept - 1) sh.z_kept = mass_above + run;
+    if (scan && j < n_kept) {
+      const uint64_t c = sh.cand[j];
+      scan->offer(g, key_float(cand_key(c)), cand_idx(c));
+    }
+  }
+  __syncthreads();
+  return {cand_key(sh.cand[n_kept - 1]), sh.z_kept};
+}
+
+// ---- the sampler ---------------------------------------------------------------------------
+template <typename T, bool kProbs>
+__global__ void __launch_bounds__(kThreads, 2)
+    sampling_kernel(int* __restrict__ tokens, float* __restrict__ probs,
+                    const T* __restrict__ logits, const float* __restrict__ temperature,
+                    const int* __restrict__ top_k, const float* __restrict__ top_p,
+                    const int64_t* __restrict__ seeds, const int64_t* __restrict__ offsets,
+                    int vocab) {
+  __shared__ SmemShared sh;
+  const int row_id = blockIdx.x;
+  const T* row = logits + static_cast<int64_t>(row_id) * vocab;
+  float* prow = kProbs ? probs + static_cast<int64_t>(row_id) * vocab : nullptr;
+
+  const float temp = temperature[row_id];
+  const bool greedy = !(temp > 0.f);  // the ops layer rejects < 0 and NaN
+  const float inv_t = greedy ? 0.f : 1.f / temp;
+  const int k = top_k[row_id];
+  const float p = fminf(fmaxf(top_p[row_id], FLT_MIN), 1.f);
+  const bool use_k = k > 0 && k < vocab;
+  const bool use_p = p < 1.f;
+
+  count_row_pass();
+  const RowStats st = row_stats(row, vocab, inv_t, !greedy, sh.red.stats);
+
+  // Writes probs = mass / z for key >= t (one-hot at the argmax when greedy).
+  auto write_probs = [&](uint32_t t, float z, bool one_hot) {
+    count_row_pass();
+    const float inv_z = 1.f / z;
+    auto value = [&](float v, int i) {
+      if (one_hot) return i == st.arg ? 1.f : 0.f;
+      return float_key(v) >= t ? expf((v - st.max) * inv_t) * inv_z : 0.f;
+    };
+    for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
+      if (n % 4 == 0 && (reinterpret_cast<uintptr_t>(prow + base) & 15) == 0) {
+        for (int j = 0; j < n; j += 4)
+          *reinterpret_cast<float4*>(prow + base + j) =
+              make_float4(value(x[j], base + j), value(x[j + 1], base + j + 1),
+                          value(x[j + 2], base + j + 2), value(x[j + 3], base + j + 3));
+      } else {
+        for (int j = 0; j < n; ++j) prow[base + j] = value(x[j], base + j);
+      }
+    });
+  };
+
+  if (greedy || st.max == -INFINITY) {  // all -inf: nothing to sample, fall back to argmax
+    if constexpr (kProbs)
+      write_probs(0, 1.f, true);
+    else if (threadIdx.x == 0)
+      tokens[row_id] = st.arg;
+    return;
+  }
+
+  const GumbelRow g{static_cast<uint64_t>(seeds ? seeds[row_id] : 0),
+                    static_cast<uint64_t>(offsets ? offsets[row_id] : 0), st.max, inv_t,
+                    static_cast<double>(temp)};
+  GumbelScan scan;
+
+  enum Phase { kNone, kCount, kMass };
+  Phase phase = use_k ? kCount : use_p ? kMass : kNone;
+  uint32_t floor = 0, prefix = 0, cnt_above = 0;
+  int shift = 24;
+  double mass_above = 0;
+  // Top-p's target mass: p times the mass of the set it cuts (all tokens, or the top-k set).
+  double target = static_cast<double>(p) * st.sum;
+  Finish fin{0u, static_cast<double>(st.sum)};  // no filter: everything kept
+  bool sampled = false;                         // the Gumbel argmax is already in `scan`
+
+  while (phase != kNone) {
+    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t,
+                                             sh.hcnt, sh.hmass, sh.red.sum);
+    // Top-p after top-k: the target is p times the top-k set's mass, summed in double.
+    if (phase == kMass && shift == 24 && use_k) target = static_cast<double>(p) * level_mass;
+    walk_histogram(sh.hcnt, sh.hmass, phase == kMass, cnt_above, mass_above,
+                   phase == kMass ? target : static_cast<double>(k), &sh.walk);
+    __syncthreads();
+    const Walk w = sh.walk;
+    __syncthreads();
+    cnt_above += w.cnt_greater;
+    mass_above += w.mass_greater;
+    prefix = (shift == 24 ? 0u : prefix << 8) | static_cast<uint32_t>(w.bin);
+    const uint32_t lo = prefix << shift;
+    const uint32_t hi = lo | (shift == 0 ? 0u : (1u << shift) - 1u);
+
+    if (shift == 0) {  // exact threshold key
+      if (phase == kCount) {
+        floor = lo;
+        fin = {lo, mass_above + w.mass_bin};
+        if (use_p) {  // top-p inside the top-k set: restart the search above `floor`
+          phase = kMass;
+          prefix = cnt_above = 0;
+          mass_above = 0;
+          shift = 24;
+          continue;
+        }
+      } else {
+        fin = {lo, mass_above + w.mass_bin};
+      }
+      break;
+    }
+    const bool gather_all_above = phase == kCount && cnt_above + w.cnt_bin <= kCap;
+    const bool gather_bin = phase == kMass && w.cnt_bin <= kCap;
+    if (gather_all_above || gather_bin) {
+      // One more pass: the bin's tokens (top-k: and everything above it) go to shared memory;
+      // top-p: tokens above the bin are kept for sure and enter the Gumbel argmax right away.
+      if (threadIdx.x == 0) sh.ncand = 0;
+      __syncthreads();
+      count_row_pass();
+      // The mass above the bin is re-summed here in double: the histogram's float bin sums
+      // were good enough to pick the bin, not to place the cut inside it.
+      const uint32_t top = gather_all_above ? 0xffffffffu : hi;
+      double above = 0;
+      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
+        for (int j = 0; j < n; ++j) {
+          const uint32_t key = float_key(x[j]);
+          if (key < floor || key < lo) continue;
+          if (key <= top) {
+            sh.cand[atomicAdd(&sh.ncand, 1)] = pack_candidate(key, base + j);
+          } else {
+            above += static_cast<double>(expf((x[j] - st.max) * inv_t));
+            if (!kProbs) scan.offer(g, x[j], base + j);
+          }
+        }
+      });
+      above = block_allreduce(
+          above, [](double a, double b) { return a + b; }, sh.red.sum);
+      fin = finish_in_smem(sh, sh.ncand, gather_all_above ? k : 0, use_p, p, target, above, g,
+                           kProbs ? nullptr : &scan);
+      sampled = true;
+      break;
+    }
+    shift -= 8;
+  }
+
+  if constexpr (kProbs) {
+    write_probs(fin.t_final, static_cast<float>(fin.z_kept), false);
+  } else {
+    if (!sampled) {  // one pass: Gumbel argmax over every kept token
+      count_row_pass();
+      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
+        for (int j = 0; j < n; ++j)
+          if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
+      });
+    }
+    const Best b = block_allreduce(
+        scan.best, [](Best x, Best y) { return better(x, y); }, sh.red.best);
+    if (threadIdx.x == 0) tokens[row_id] = b.idx == INT_MAX ? st.arg : b.idx;
+  }
+}
+
+// ---- softmax and argmax --------------------------------------------------------------------
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    softmax_kernel(float* __restrict__ probs, const T* __restrict__ logits,
+                   const float* __restrict__ temperature, int vocab) {
+  __shared__ RowStats red[kWarps];
+  const T* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
+  float* prow = probs + static_cast<int64_t>(blockIdx.x) * vocab;
+  const float temp = temperature[blockIdx.x];
+  const bool greedy = !(temp > 0.f);
+  const float inv_t = greedy ? 0.f : 1.f / temp;
+  const RowStats st = row_stats(row, vocab, inv_t, !greedy, red);
+  const float inv_z = static_cast<float>(1.0 / st.sum);
+  for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
+    float o[8];
+    for (int j = 0; j < n; ++j)
+      o[j] = greedy ? (base + j == st.arg ? 1.f : 0.f) : expf((x[j] - st.max) * inv_t) * inv_z;
+    if (n % 4 == 0 && (reinterpret_cast<uintptr_t>(prow + base) & 15) == 0) {
+      for (int j = 0; j < n; j += 4)
+        *reinterpret_cast<float4*>(prow + base + j) =
+            make_float4(o[j], o[j + 1], o[j + 2], o[j + 3]);
+    } else {
+      for (int j = 0; j < n; ++j) prow[base + j] = o[j];
+    }
+  });
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    argmax_kernel(int* __restrict__ tokens, const T* __restrict__ logits, int vocab) {
+  __shared__ RowStats red[kWarps];
+  const RowStats st =
+      row_stats(logits + static_cast<int64_t>(blockIdx.x) * vocab, vocab, 0.f, false, red);
+  if (threadIdx.x == 0) tokens[blockIdx.x] = st.arg;
+}
+
+template <bool kProbs>
+void launch_sampling(int* tokens, float* probs, const Tensor& logits, const Tensor& temperature,
+                     const Tensor& top_k, const Tensor& top_p, const int64_t* seeds,
+                     const int64_t* offsets, cudaStream_t stream) {
+  const int batch = static_cast<int>(logits.size(0));
+  const int vocab = static_cast<int>(logits.size(1));
+  if (batch == 0) return;
+  dispatch_float(logits.dtype(), [&]<typename T>() {
+    sampling_kernel<T, kProbs><<<batch, kThreads, 0, stream>>>(
+        tokens, probs, logits.ptr<T>(), temperature.ptr<float>(), top_k.ptr<int32_t>(),
+        top_p.ptr<float>(), seeds, offsets, vocab);
+    DAY18_CHECK_LAUNCH();
+  });
+}
+
+}  // namespace
+
+// grid = batch (a block per row), block = 512: pass 1 (max, sum) then a write pass.
+void softmax(const Tensor& probs, const Tensor& logits, const Tensor& temperature,
+             cudaStream_t stream) {
+  const int batch = static_cast<int>(logits.size(0));
+  const int vocab = static_cast<int>(logits.size(1));
+  if (batch == 0) return;
+  dispatch_float(logits.dtype(), [&]<typename T>() {
+    softmax_kernel<T><<<batch, kThreads, 0, stream>>>(probs.ptr<float>(), logits.ptr<T>(),
+                                                      temperature.ptr<float>(), vocab);
+    DAY18_CHECK_LAUNCH();
+  });
+}
+
+// grid = batch (a block per row), block = 512: one read of the row, block argmax.
+void argmax(const Tensor& tokens, const Tensor& logits, cudaStream_t stream) {
+  const int batch = static_cast<int>(logits.size(0));
+  const int vocab = static_cast<int>(logits.size(1));
+  if (batch == 0) return;
+  dispatch_float(logits.dtype(), [&]<typename T>() {
+    argmax_kernel<T><<<batch, kThreads, 0, stream>>>(tokens.ptr<int32_t>(), logits.ptr<T>(), vocab);
+    DAY18_CHECK_LAUNCH();
+  });
+}
+
+// grid = batch (a block per row), block = 512: the sampler's threshold search, then a write pass.
+void top_k_top_p_probs(const Tensor& probs, const Tensor& logits, const Tensor& temperature,
+                       const Tensor& top_k, const Tensor& top_p, cudaStream_t stream) {
+  launch_sampling<true>(nullptr, probs.ptr<float>(), logits, temperature, top_k, top_p, nullptr,
+                        nullptr, stream);
+}
+
+// grid = batch (a block per row), block = 512: see the pass table at the top of this file.
+void sample(const Tensor& tokens, const Tensor& logits, const Tensor& temperature,
+            const Tensor& top_k, const Tensor& top_p, const Tensor& seeds, const Tensor& offsets,
+            cudaStream_t stream) {
+  launch_sampling<false>(tokens.ptr<int32_t>(), nullptr, logits, temperature, top_k, top_p,
+                         seeds.ptr<int64_t>(), offsets.ptr<int64_t>(), stream);
+}
+
+uint64_t sampling_row_passes_read_and_reset() {
+  unsigned long long v = 0, zero = 0;
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  DAY18_CUDA_CHECK(cudaMemcpyFromSymbol(&v, g_row_passes, sizeof(v)));
+  DAY18_CUDA_CHECK(cudaMemcpyToSymbol(g_row_passes, &zero, sizeof(zero)));
+  return v;
+}
+
+}  // namespace day18::cuda
