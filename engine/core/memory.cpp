@@ -97,8 +97,18 @@ struct CudaProbe {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
-      reason = detail::concat("no usable CUDA device: ", cudaGetErrorName(err), " (",
-                              cudaGetErrorString(err), ")");
+      // Without any NVIDIA driver the runtime reports cudaErrorInsufficientDriver, which reads
+      // as "update your driver"; a driver version of 0 tells the two situations apart.
+      int driver = 0;
+      (void)cudaDriverGetVersion(&driver);
+      if (driver == 0) {
+        reason = detail::concat("no NVIDIA driver is installed (", cudaGetErrorName(err), ")");
+      } else {
+        reason = detail::concat("no usable CUDA device: ", cudaGetErrorName(err), " (",
+                                cudaGetErrorString(err), ")");
+        if (auto hint = detail::cuda_error_hint(err); !hint.empty())
+          reason += detail::concat("; hint: ", hint);
+      }
       (void)cudaGetLastError();
     } else if (n == 0) {
       reason = "no CUDA device found";

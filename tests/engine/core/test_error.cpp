@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/core/error.h"
+#include "engine/core/memory.h"
 #include "tests/engine/core/throws.h"
 
 namespace day18 {
@@ -83,6 +84,20 @@ TEST(Require, InvalidArgumentIsAnError) {
     return;
   }
   FAIL() << "InvalidArgument was not caught as day18::Error";
+}
+
+TEST(CudaAvailability, AnUnavailableGpuComesWithTheReason) {
+  if (cuda_available()) {
+    EXPECT_TRUE(cuda_unavailable_reason().empty());
+    return;
+  }
+  EXPECT_FALSE(cuda_unavailable_reason().empty());
+  int driver = 0;
+  (void)cudaDriverGetVersion(&driver);
+  if (driver == 0) {  // no driver at all: say so, rather than "driver version is insufficient"
+    EXPECT_NE(cuda_unavailable_reason().find("no NVIDIA driver is installed"), std::string::npos)
+        << cuda_unavailable_reason();
+  }
 }
 
 }  // namespace
