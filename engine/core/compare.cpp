@@ -45,7 +45,13 @@ CompareResult compare_tensors(const Tensor& actual, const Tensor& expected, Tole
   for (int64_t i = 0; i < r.checked; ++i) {
     const double a = host_get(actual, i), e = host_get(expected, i);
     const double err = std::fabs(a - e);
-    const bool bad = std::isnan(a) != std::isnan(e) || (!std::isnan(a) && !(err <= tol.atol + tol.rtol * std::fabs(e)));
+    // NaN passes only against NaN; an infinity only against the same infinity (inf - inf is
+    // NaN, and an infinite reference would make the relative tolerance infinite); finite values
+    // within atol + rtol * |expected|.
+    bool bad;
+    if (std::isnan(a) || std::isnan(e)) bad = std::isnan(a) != std::isnan(e);
+    else if (std::isinf(a) || std::isinf(e)) bad = a != e;
+    else bad = !(err <= tol.atol + tol.rtol * std::fabs(e));
     if (!std::isnan(err) && err > r.max_abs_err) r.max_abs_err = err;
     if (bad) {
       if (r.mismatches < max_report)

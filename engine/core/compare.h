@@ -1,6 +1,7 @@
 // Comparing a result with a reference, the way every test, the tour and the kernel runner do:
-// tolerance by dtype, NaN never passes (outputs are poisoned with NaN before a launch, so an
-// unwritten element shows up), and a report of the first few mismatches with their index.
+// tolerance by dtype, a NaN passes only where the reference is NaN too (outputs are poisoned
+// with NaN before a launch, so an unwritten element shows up), equal infinities pass, and a
+// report of the first few mismatches with their index.
 #pragma once
 
 #include <string>

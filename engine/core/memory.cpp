@@ -52,7 +52,10 @@ void Buffer::release() noexcept {
     case Storage::pinned: err = cudaFreeHost(data_); break;
     case Storage::device: err = cudaFree(data_); break;
   }
-  if (err != cudaSuccess)
+  // At process exit, static buffers (e.g. the L2 flush scratch) are freed after the CUDA runtime
+  // has begun shutting down; the driver reclaims that memory anyway, so that is not an error.
+  if (err == cudaErrorCudartUnloading) (void)cudaGetLastError();
+  else if (err != cudaSuccess)
     std::fprintf(stderr, "day18: freeing a %s buffer failed: %s\n",
                  std::string(storage_name(storage_)).c_str(), cudaGetErrorString(err));
   data_ = nullptr;
@@ -94,8 +97,18 @@ struct CudaProbe {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
-      reason = detail::concat("no usable CUDA device: ", cudaGetErrorName(err), " (",
-                              cudaGetErrorString(err), ")");
+      // Without any NVIDIA driver the runtime reports cudaErrorInsufficientDriver, which reads
+      // as "update your driver"; a driver version of 0 tells the two situations apart.
+      int driver = 0;
+      (void)cudaDriverGetVersion(&driver);
+      if (driver == 0) {
+        reason = detail::concat("no NVIDIA driver is installed (", cudaGetErrorName(err), ")");
+      } else {
+        reason = detail::concat("no usable CUDA device: ", cudaGetErrorName(err), " (",
+                                cudaGetErrorString(err), ")");
+        if (auto hint = detail::cuda_error_hint(err); !hint.empty())
+          reason += detail::concat("; hint: ", hint);
+      }
       (void)cudaGetLastError();
     } else if (n == 0) {
       reason = "no CUDA device found";

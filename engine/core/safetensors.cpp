@@ -63,9 +63,16 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& what) 
     }
     std::vector<int64_t> shape;
     DAY18_REQUIRE(entry["shape"].is_array(), what, ": tensor '", name, "': shape is not an array");
+    // Size from the shape, with overflow checks, before anything is allocated: a corrupt shape
+    // must be reported as such, not as a failed multi-exabyte allocation.
+    uint64_t need = dtype_size(dtype);
     for (auto& d : entry["shape"]) {
       DAY18_REQUIRE(d.is_number_integer() && d.get<int64_t>() >= 0, what, ": tensor '", name,
                     "': bad extent ", d.dump(), " in shape");
+      const uint64_t extent = d.get<uint64_t>();
+      DAY18_REQUIRE(extent == 0 || need <= (uint64_t(1) << 62) / extent, what, ": tensor '", name,
+                    "': shape ", entry["shape"].dump(), " is too large");
+      need *= extent;
       shape.push_back(d.get<int64_t>());
     }
     auto& off = entry["data_offsets"];
@@ -75,10 +82,10 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& what) 
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     DAY18_REQUIRE(b <= e && e <= data_len, what, ": tensor '", name, "': data_offsets [", b, ", ",
                   e, "] outside the data section (", data_len, " bytes)");
-    OwnedTensor t(shape, dtype, Storage::host);
-    DAY18_REQUIRE(e - b == t.nbytes(), what, ": tensor '", name, "': data_offsets span ", e - b,
+    DAY18_REQUIRE(e - b == need, what, ": tensor '", name, "': data_offsets span ", e - b,
                   " bytes but shape ", shape_string(shape), " of ", dtype_name(dtype), " needs ",
-                  t.nbytes());
+                  need);
+    OwnedTensor t(shape, dtype, Storage::host);
     if (t.nbytes()) std::memcpy(t.data(), bytes.data() + data_begin + b, t.nbytes());
     file.tensors.emplace(name, std::move(t));
   }
@@ -109,6 +116,15 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   h.append((8 - h.size() % 8) % 8, ' ');  // align the data section to 8 bytes, as HF does
 
   const std::string tmp = path + ".tmp";
+  // Remove the temporary file on every failure below, so nothing half-written stays behind.
+  struct RemoveOnFailure {
+    const std::string& p;
+    bool armed = true;
+    ~RemoveOnFailure() {
+      std::error_code ec;
+      if (armed) std::filesystem::remove(p, ec);
+    }
+  } cleanup{tmp};
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     DAY18_REQUIRE(out.good(), "cannot write '", tmp, "'");
@@ -131,6 +147,7 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   DAY18_REQUIRE(!ec, "renaming '", tmp, "' to '", path, "' failed: ", ec.message());
+  cleanup.armed = false;
 }
 
 }  // namespace day18
