@@ -1,6 +1,7 @@
 // `day18 tour`: the README's main job. Runs every Day 18 kernel on a realistic shape, checks the
 // CUDA result against the CPU oracle, and on a GPU reports time and the share of the bandwidth P
 // measured by the probe in this same run. Without a GPU it says so and runs the CPU backend.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
