@@ -6,11 +6,12 @@
 #include <string>
 
 #include "engine/benchmarks/bench_support.h"
+#include "engine/core/build_info.h"
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("day18_commit", DAY18_GIT_COMMIT);
+  benchmark::AddCustomContext("day18_commit", day18::git_commit());
   int rt = 0, drv = 0;
   cudaRuntimeGetVersion(&rt);
   benchmark::AddCustomContext("cuda_runtime", std::to_string(rt / 1000) + "." + std::to_string(rt % 1000 / 10));

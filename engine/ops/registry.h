@@ -32,7 +32,8 @@ class TensorStore {
 
   bool contains(const std::string& name) const { return t_.count(name) != 0; }
   const Tensor& get(const std::string& name) const;  // throws naming the missing tensor
-  // Allocates (or replaces) a tensor on this store's backend.
+  // Allocates a tensor on this store's backend, or reuses the one of that name if it has the
+  // same shape and dtype (contents are then left as they are).
   const Tensor& emplace(const std::string& name, const std::vector<int64_t>& shape, DType dtype);
   // Adds a tensor, copying it to this store's backend if needed.
   const Tensor& put(const std::string& name, const Tensor& src);
