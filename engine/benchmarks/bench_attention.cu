@@ -4,6 +4,7 @@
 //   BM_paged_attention/target_b64_ctx4096        B=64, ctx 4096 (target: >= 90% of P)
 //   BM_paged_attention/target_b1_ctx4096         B=1,  ctx 4096 (target: <= 20 us)
 //   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2)
+//   BM_paged_attention/batch:B/ctx:C/version:2/partition:P v2 partition sizes
 //
 // bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
 #include <benchmark/benchmark.h>
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/benchmarks/bench_support.h"
@@ -41,7 +43,7 @@ void fill(const OwnedTensor& t, uint32_t seed) {
 }
 
 void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAttentionVersion version,
-                        int threads) {
+                        int threads, int partition = 0) {
   if (!bench::require_gpu(st)) return;
   const int64_t blocks_per_seq = (ctx + kBlock - 1) / kBlock, num_blocks = batch * blocks_per_seq;
   OwnedTensor query({batch, kHeads, kHeadSize}, DType::f16, Storage::device);
@@ -70,6 +72,7 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
   PagedAttentionOptions o;
   o.version = version;
   o.num_threads = threads;
+  o.partition_size = partition;
   const PagedAttentionPlan plan = plan_paged_attention(batch, kHeads, kKvHeads, kHeadSize, ctx, o);
   OwnedTensor ws({static_cast<int64_t>(std::max<size_t>(plan.workspace_bytes, 1))}, DType::u8,
                  Storage::device);
@@ -99,10 +102,11 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
   });
 }
 
-void reg(const std::string& name, int64_t batch, int ctx, PagedAttentionVersion v, int threads) {
+void reg(const std::string& name, int64_t batch, int ctx, PagedAttentionVersion v, int threads,
+         int partition = 0) {
   benchmark::RegisterBenchmark(
       ("BM_paged_attention/" + name).c_str(),
-      [=](benchmark::State& st) { BM_paged_attention(st, batch, ctx, v, threads); })
+      [=](benchmark::State& st) { BM_paged_attention(st, batch, ctx, v, threads, partition); })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -119,6 +123,15 @@ const bool registered = [] {
   for (auto [b, ctx] : {std::pair<int64_t, int>{64, 4096}, {256, 2048}, {16, 4096}})
     for (int t : {64, 128, 256, 512})
       reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:1/threads:", t), b, ctx, V::v1, t);
+  // v2 partition sizes (auto picks one; these show the trade-off).
+  for (auto [b, ctx, parts] :
+       {std::tuple<int64_t, int, std::vector<int>>{1, 4096, {32, 64, 128, 256}},
+        {16, 4096, {64, 128, 256, 512}},
+        {64, 4096, {128, 256, 512, 1024, 2048}},
+        {256, 8192, {512, 1024, 2048}}})
+    for (int ps : parts)
+      reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:2/partition:", ps), b, ctx, V::v2,
+          128, ps);
   return true;
 }();
 

@@ -12,7 +12,9 @@ namespace day18 {
 namespace {
 
 constexpr size_t kWorkspaceAlign = 256;
-constexpr int kMinAutoPartition = 128;
+constexpr int kMinAutoPartition = 64;
+// Auto partitions shrink until the v2 grid has this many blocks per SM.
+constexpr int kAutoBlocksPerSm = 4;
 // An H100 SXM, for planning when no GPU is present.
 constexpr int kNominalSms = 132;
 constexpr size_t kNominalSmemPerBlock = 227 * 1024 - 1024;
@@ -185,17 +187,13 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
   int ps = o.partition_size;
   if (ps == 0) {
     ps = kDefaultPartitionSize;
-    while (ps > kMinAutoPartition && v1_blocks * parts(ps) < 2 * n_sms) ps /= 2;
+    while (ps > kMinAutoPartition && v1_blocks * parts(ps) < kAutoBlocksPerSm * n_sms) ps /= 2;
   }
   PagedAttentionVersion v = o.version;
   if (v == PagedAttentionVersion::automatic) {
     const size_t v1_smem = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(head_size),
                                                               o.num_threads, max_context_len);
-    if (v1_smem > smem_limit())
-      v = PagedAttentionVersion::v2;
-    else if (max_context_len <= ps && v1_blocks >= n_sms)
-      v = PagedAttentionVersion::v1;
-    else if (v1_blocks >= 8 * n_sms)
+    if (v1_smem <= smem_limit() && max_context_len <= ps && v1_blocks >= n_sms)
       v = PagedAttentionVersion::v1;
     else
       v = PagedAttentionVersion::v2;
@@ -267,6 +265,9 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
     expect_device(*t, name, query.device());
     expect_contiguous(*t, name);
     expect_dtype(*t, name, DType::f32);
+    if (query.is_cuda())
+      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, name,
+                    ": data must be 16-byte aligned for the vector loads (", t->describe(), ")");
   }
   expect_shape(exp_sums, "exp_sums", {d.num_tokens, d.num_heads, parts});
   expect_shape(max_logits, "max_logits", {d.num_tokens, d.num_heads, parts});

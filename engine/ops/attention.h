@@ -61,14 +61,14 @@ struct PagedAttentionPlan {
 
 // The rule for version = automatic (the GPU's SM count and shared memory limit come from the
 // current device, or an H100's 132 SMs / 227 KB when there is none):
-//   partition_size auto: 512, halved (down to 128) while the v2 grid would have fewer than
-//                        2 blocks per SM (B=1 decode: more partitions to fill the GPU).
+//   partition_size auto: 512, halved (down to 64) while the v2 grid would have fewer than
+//                        4 blocks per SM (B=1 decode: more partitions to fill the GPU).
 //   v1 blocks = num_tokens * (num_heads / heads_per_block) (heads of a KV group share a block).
-//   -> v2 if v1's logits of the whole context do not fit in shared memory;
-//   -> v1 if the context fits one partition and the v1 grid has at least one block per SM;
-//   -> v1 if the v1 grid has at least 8 blocks per SM (large batch: v2's fp32 workspace and
-//      reduce kernel are pure overhead);
-//   -> v2 otherwise (small grids, long contexts: split-K gives every SM work).
+//   -> v1 if the context fits ONE partition, v1's shared memory fits, and the v1 grid has at
+//      least one block per SM (then v2 would only add its workspace and reduce kernel);
+//   -> v2 otherwise. Measured on the H100: v1 over a long context loses to v2 everywhere (its
+//      logits buffer of the whole context limits blocks per SM: B=256 ctx 8192 v1 23% of P,
+//      v2 83%), and v2's reduce costs ~1-2% at large batch.
 // Forcing v1 or v2 is honoured (errors if v1's shared memory cannot hold the context).
 PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
                                         int64_t head_size, int max_context_len,

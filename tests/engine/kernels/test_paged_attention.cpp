@@ -164,18 +164,18 @@ TEST(PagedAttentionOracle, GqaQueryHeadsReadTheirKvHead) {
 
 TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
   if (cuda_available() && cuda::sm_count() != 132) GTEST_SKIP() << "rule checked for 132 SMs";
-  // B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2; partitions shrink to 128 tokens.
+  // B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2; partitions shrink to 64 tokens (512 blocks).
   PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096);
   EXPECT_EQ(p.version, V::v2);
-  EXPECT_EQ(p.partition_size, 128);
-  EXPECT_EQ(p.max_num_partitions, 32);
-  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 32, 128}));
-  // B=64: 512 v1 blocks (< 8 per SM) -> v2 with the default 512-token partitions.
+  EXPECT_EQ(p.partition_size, 64);
+  EXPECT_EQ(p.max_num_partitions, 64);
+  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 64, 128}));
+  // B=64: 512 v1 blocks -> v2 with the default 512-token partitions.
   p = plan_paged_attention(64, 32, 8, 128, 4096);
   EXPECT_EQ(p.version, V::v2);
   EXPECT_EQ(p.partition_size, 512);
-  // B=256: 2048 v1 blocks -> v1, no workspace.
-  p = plan_paged_attention(256, 32, 8, 128, 4096);
+  // The context fits one partition and the v1 grid fills the GPU -> v1, no workspace.
+  p = plan_paged_attention(256, 32, 8, 128, 512);
   EXPECT_EQ(p.version, V::v1);
   EXPECT_EQ(p.workspace_bytes, 0u);
 }
@@ -485,17 +485,20 @@ TEST_F(PagedAttentionBadInputs, ThreadCountsOnlyWhereCompiled) {
 }
 
 TEST_F(PagedAttentionBadInputs, V1ContextTooLongForSharedMemoryPointsToV2) {
-  // Device-tagged views; the shared-memory check fires before any launch.
-  Shape big{4, 1, 64, 16};
-  Problem q = make_problem(rng, DType::f32, big, {60000});
-  auto dev = [](const OwnedTensor& t) {
-    return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda);
+  // v1 keeps the block ids of the whole context in shared memory: 600000 tokens do not fit.
+  // Device-tagged views of a small host buffer with the shapes of that problem; the check fires
+  // before any launch or memory access.
+  constexpr int kCtx = 600000;
+  OwnedTensor buf({1024}, DType::f32, Storage::host);
+  auto view = [&](DType dt, std::vector<int64_t> shape) {
+    return Tensor(buf.data(), dt, std::move(shape), Device::cuda);
   };
-  OwnedTensor o(q.query.sizes(), DType::f32, Storage::host);
   expect_invalid(
       [&] {
-        paged_attention_v1(dev(o), dev(q.query), dev(q.key_cache), dev(q.value_cache),
-                           dev(q.block_tables), dev(q.seq_idx), dev(q.context_lens), 1.0, 60000);
+        paged_attention_v1(view(DType::f32, {1, 1, 64}), view(DType::f32, {1, 1, 64}),
+                           view(DType::f32, {1, 1, 8, 64}), view(DType::f32, {1, 1, 8, 64}),
+                           view(DType::i32, {1, kCtx / 8}), view(DType::i32, {1}),
+                           view(DType::i32, {1}), 1.0, kCtx);
       },
       "use paged_attention_v2");
 }
