@@ -40,9 +40,16 @@
 //      worst case (adversarial) 10 (stats, 4+4 histogram levels, sample)
 //    sampling_row_passes_read_and_reset() counts them, and the benchmark prints the count.
 //
-// Mapping (all kernels): grid = batch (one block per row), block = kThreads = 512 threads; two
-// blocks fit on an SM (<= 64 registers, ~36 KB of shared memory each), so a batch of 256 runs in
-// one wave on the 132 SMs of an H100.
+// 5. Passes must be bandwidth-bound, not compute- or atomic-bound. Three things once made each
+//    pass several times slower than its ~45 us of HBM time: histogram atomics of 32 lanes on the
+//    same shared word (the logits concentrate in few bins; fixed with lane-private copies, see
+//    histogram_pass), two accurate float logs per token in the Gumbel pass (fixed with a screen
+//    that needs no log, see GumbelScan), and register spills in the hot loops (fixed by giving
+//    the sampler one 512-thread block per SM and so up to 128 registers).
+//
+// Mapping: grid = batch (one block per row), block = kThreads = 512 threads. softmax/argmax: two
+// or more blocks per SM. The sampler: one block per SM (~125 registers per thread, 66 KB of
+// dynamic shared memory), so a batch of 256 runs in two waves on the 132 SMs of an H100.
 #include "engine/kernels/sampling.h"
 
 #include <cfloat>
@@ -61,6 +68,12 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kBins = 256;               // 8 bits of the key per radix level
 constexpr int kCap = 4096;               // candidates that shared memory holds (32 KB of u64)
 constexpr int kItems = kCap / kThreads;  // candidates per thread in the shared-memory phase
+#ifndef DAY18_SAMPLER_BLOCKS_PER_SM
+#define DAY18_SAMPLER_BLOCKS_PER_SM 1
+#endif
+constexpr int kSamplerBlocksPerSm = DAY18_SAMPLER_BLOCKS_PER_SM;
+constexpr int kScanUnroll = kSamplerBlocksPerSm == 1 ? 4 : 2;
+constexpr int kCopies = 32;              // lane-private histogram copies (see histogram_pass)
 constexpr int kUnroll = 4;  // 16-byte loads in flight per thread (memory-level parallelism)
 static_assert(kCap % kThreads == 0 && kWarps <= 32);
 
@@ -114,8 +127,7 @@ __device__ __forceinline__ void unpack16<__nv_bfloat16>(const uint4& r, float* x
 // base.. base+n. Fast path: 16-byte loads (n = 16 / sizeof(T), base a multiple of n), kUnroll of
 // them issued before any is used. Rows whose length or address is not 16-byte aligned take the
 // scalar path (n = 1).
-// kU: loads in flight per thread; the passes with heavy per-element code (Gumbel keys) use 2 to
-// stay within 64 registers.
+// kU: loads in flight per thread.
 template <typename T, int kU = kUnroll, typename F>
 __device__ __forceinline__ void for_each_in_row(const T* __restrict__ row, int vocab, F&& f) {
   constexpr int N = 16 / sizeof(T);
@@ -230,18 +242,33 @@ __device__ __forceinline__ bool in_level(uint32_t key, uint32_t floor, uint32_t 
   return key >= floor && (shift == 24 || (key >> (shift + 8)) == prefix);
 }
 
+// The histogram lives in shared memory as kCopies = 32 copies, laid out [bin][copy] with
+// copy = lane: the 32 lanes of a warp always hit 32 different banks, whatever bins their values
+// fall in. Logits concentrate in a few bins (a normal row puts most of its values in 2-3 bins of
+// the top level); with one copy, the lanes of a warp would hit the same word and the shared-
+// memory atomic unit would serialise them 32-fold - that made each histogram pass ~6x slower
+// than its HBM time. Other warps still collide on a word, but one at a time, not 32 at a time.
+// After the pass, each bin's 32 copies are summed (rotated so that lanes read distinct banks)
+// into hcnt / hmass.
+struct HistCopies {
+  uint32_t cnt[kBins * kCopies];
+  float mass[kBins * kCopies];
+};
+
 // Returns the total mass of the level's elements, summed in double (the float bins are only
 // precise enough to choose a bin).
 template <typename T>
 __device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32_t prefix,
-                                 int shift, float max, float inv_t, uint32_t* hcnt, float* hmass,
-                                 double* red) {
-  for (int b = threadIdx.x; b < kBins; b += kThreads) {
-    hcnt[b] = 0;
-    hmass[b] = 0.f;
+                                 int shift, float max, float inv_t, HistCopies& hc, uint32_t* hcnt,
+                                 float* hmass, double* red) {
+  {
+    uint4* z = reinterpret_cast<uint4*>(&hc);
+    for (int i = threadIdx.x; i < static_cast<int>(sizeof(HistCopies) / 16); i += kThreads)
+      z[i] = make_uint4(0, 0, 0, 0);
   }
   __syncthreads();
   count_row_pass();
+  const int lane = threadIdx.x % 32;
   double total = 0;
   for_each_in_row(row, vocab, [&](const float* x, int n, int) {
     for (int j = 0; j < n; ++j) {
@@ -249,14 +276,27 @@ __device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32
       if (in_level(key, floor, prefix, shift)) {
         const uint32_t b = (key >> shift) & (kBins - 1);
         const float m = expf((x[j] - max) * inv_t);
-        atomicAdd(&hcnt[b], 1u);
-        atomicAdd(&hmass[b], m);
+        atomicAdd(&hc.cnt[b * kCopies + lane], 1u);
+        atomicAdd(&hc.mass[b * kCopies + lane], m);
         total += static_cast<double>(m);
       }
     }
   });
-  return block_allreduce(
-      total, [](double a, double b) { return a + b; }, red);  // syncs
+  total = block_allreduce(
+      total, [](double a, double b) { return a + b; }, red);  // syncs: the copies are complete
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    uint32_t c = 0;
+    float m = 0.f;
+    for (int j = 0; j < kCopies; ++j) {
+      const int at = b * kCopies + ((j + lane) % kCopies);  // lanes read distinct banks
+      c += hc.cnt[at];
+      m += hc.mass[at];
+    }
+    hcnt[b] = c;
+    hmass[b] = m;
+  }
+  __syncthreads();
+  return total;
 }
 
 // Result of walking a histogram from the top bin down.
@@ -341,8 +381,18 @@ __device__ void walk_histogram(const uint32_t* hcnt, const float* hmass, bool by
 
 // ---- the Gumbel key ------------------------------------------------------------------------
 // Double precision, bit-for-bit the CPU oracle's formula, so that both backends rank tokens the
-// same. A float estimate screens first: only a token that may beat the thread's best pays for
-// the double logs.
+// same. Computing it for every token would be slow (two double-precision logs), and even two
+// float logs per token made the sampling pass compute-bound. So each thread keeps `bound`, a
+// float a little below its best key so far, and screens every token with cheap float math
+// that can only err towards "maybe": a token is worth the double key only if
+//     s + g >= bound,   s = (logit - max) / T,  g = -log(y),  y = -log(u)
+//   <=> y <= e := exp(s - bound)  <=>  u >= exp(-e)  <=>  w := 1 - u <= 1 - exp(-e).
+// w is exact in float (u has 24 bits), and min(e, 1 - exp(-e) + 1e-5) bounds 1 - exp(-e) from
+// above for every e despite the fast exponentials' rounding. Before that, a token with
+// s < bound - 16.7 cannot win even with the largest Gumbel value a 24-bit u gives
+// (-log(-log(1 - 2^-24)) = 16.64): its Philox numbers are never computed.
+// The margin of `bound` below the best key (1e-4 + 1e-5 |key|) dwarfs the float errors of s, e
+// and the double -> float rounding, so the screen never drops a token that would win.
 struct GumbelRow {
   uint64_t seed, offset;
   float max;
@@ -355,26 +405,35 @@ __device__ __forceinline__ double gumbel_key(float v, float max, double t, uint3
   return (static_cast<double>(v) - static_cast<double>(max)) / t - log(-log(u));
 }
 
+constexpr float kMaxGumbel = 16.7f;  // > -log(-log(1 - 2^-24)) = 16.635
+
 struct GumbelScan {
   Best best{-INFINITY, INT_MAX};
-  float best_f = -INFINITY;
+  float bound = -INFINITY;  // tokens whose key is below this cannot beat `best`
   uint32_t group = 0xffffffffu;
   Philox4x32 bits{};
 
   __device__ __forceinline__ void offer(const GumbelRow& g, float v, int i) {
+    const float s = (v - g.max) * g.inv_t;
+    if (s < bound - kMaxGumbel) return;
     const uint32_t grp = static_cast<uint32_t>(i) >> 2;
     if (grp != group) {
       bits = sampling_random_bits(g.seed, g.offset, grp);
       group = grp;
     }
-    const uint32_t r = bits.v[i & 3];
-    const float uf = static_cast<float>(uniform_from_bits(r));  // exact in float
-    const float kf = (v - g.max) * g.inv_t - logf(-logf(uf));
-    // |kf - exact| is ~1e-6 (1 + |kf|); the margin is generous.
-    if (!(kf + 1e-4f + 1e-5f * fabsf(kf) >= best_f)) return;
-    const Best c{gumbel_key(v, g.max, g.t, r), i};
-    best = better(best, c);
-    best_f = static_cast<float>(best.key);
+    // Selects instead of bits.v[i & 3]: a runtime index would put `bits` in local memory.
+    const int q = i & 3;
+    const uint32_t r = q == 0 ? bits.v[0] : q == 1 ? bits.v[1] : q == 2 ? bits.v[2] : bits.v[3];
+    if (bound > -INFINITY) {
+      const float e = __expf(s - bound);
+      const float w = __uint2float_rn(2u * (0x7FFFFFu - (r >> 9)) + 1u) * 5.9604645e-8f;  // 1 - u
+      if (w > fminf(e * 1.00001f, 1.f - __expf(-e) + 1e-5f)) return;
+    }
+    best = better(best, Best{gumbel_key(v, g.max, g.t, r), i});
+    if (best.key > -INFINITY) {
+      const float bf = static_cast<float>(best.key);
+      bound = bf - (1e-4f + 1e-5f * fabsf(bf));
+    }
   }
 };
 
@@ -419,8 +478,14 @@ __device__ int count_at_least(const uint64_t* cand, int n, uint32_t t, int* slot
   return r;
 }
 
+// 64 KB: more than the 48 KB of static shared memory, so the sampler takes it as dynamic shared
+// memory (two blocks still fit on an SM). The histogram copies and the candidate buffer are never
+// live at the same time.
 struct SmemShared {
-  uint64_t cand[kCap];
+  union {
+    uint64_t cand[kCap];
+    HistCopies hc;
+  };
   uint32_t hcnt[kBins];
   float hmass[kBins];
   double warp_tot[kWarps];
@@ -533,15 +598,28 @@ __device__ Finish finish_in_smem(SmemShared& sh, int n, int k_rank, bool use_p, 
   return {cand_key(sh.cand[n_kept - 1]), sh.z_kept};
 }
 
+// Appends c to sh.cand with one shared atomic per warp instead of one per candidate (the lanes
+// that append at the same time take consecutive slots).
+__device__ __forceinline__ void append_candidate(SmemShared& sh, uint64_t c) {
+  const unsigned active = __activemask();
+  const int lane = threadIdx.x % 32;
+  const int leader = __ffs(active) - 1;
+  int base = 0;
+  if (lane == leader) base = atomicAdd(&sh.ncand, __popc(active));
+  base = __shfl_sync(active, base, leader);
+  sh.cand[base + __popc(active & ((1u << lane) - 1u))] = c;
+}
+
 // ---- the sampler ---------------------------------------------------------------------------
 template <typename T, bool kProbs>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
     sampling_kernel(int* __restrict__ tokens, float* __restrict__ probs,
                     const T* __restrict__ logits, const float* __restrict__ temperature,
                     const int* __restrict__ top_k, const float* __restrict__ top_p,
                     const int64_t* __restrict__ seeds, const int64_t* __restrict__ offsets,
                     int vocab) {
-  __shared__ SmemShared sh;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  SmemShared& sh = *reinterpret_cast<SmemShared*>(smem_raw);
   const int row_id = blockIdx.x;
   const T* row = logits + static_cast<int64_t>(row_id) * vocab;
   float* prow = kProbs ? probs + static_cast<int64_t>(row_id) * vocab : nullptr;
@@ -602,7 +680,7 @@ __global__ void __launch_bounds__(kThreads, 2)
 
   while (phase != kNone) {
     const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t,
-                                             sh.hcnt, sh.hmass, sh.red.sum);
+                                             sh.hc, sh.hcnt, sh.hmass, sh.red.sum);
     // Top-p after top-k: the target is p times the top-k set's mass, summed in double.
     if (phase == kMass && shift == 24 && use_k) target = static_cast<double>(p) * level_mass;
     walk_histogram(sh.hcnt, sh.hmass, phase == kMass, cnt_above, mass_above,
@@ -644,12 +722,12 @@ __global__ void __launch_bounds__(kThreads, 2)
       // were good enough to pick the bin, not to place the cut inside it.
       const uint32_t top = gather_all_above ? 0xffffffffu : hi;
       double above = 0;
-      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
+      for_each_in_row<T, kScanUnroll>(row, vocab, [&](const float* x, int n, int base) {
         for (int j = 0; j < n; ++j) {
           const uint32_t key = float_key(x[j]);
           if (key < floor || key < lo) continue;
           if (key <= top) {
-            sh.cand[atomicAdd(&sh.ncand, 1)] = pack_candidate(key, base + j);
+            append_candidate(sh, pack_candidate(key, base + j));
           } else {
             above += static_cast<double>(expf((x[j] - st.max) * inv_t));
             if (!kProbs) scan.offer(g, x[j], base + j);
@@ -671,7 +749,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   } else {
     if (!sampled) {  // one pass: Gumbel argmax over every kept token
       count_row_pass();
-      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
+      for_each_in_row<T, kScanUnroll>(row, vocab, [&](const float* x, int n, int base) {
         for (int j = 0; j < n; ++j)
           if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
       });
@@ -726,7 +804,10 @@ void launch_sampling(int* tokens, float* probs, const Tensor& logits, const Tens
   const int vocab = static_cast<int>(logits.size(1));
   if (batch == 0) return;
   dispatch_float(logits.dtype(), [&]<typename T>() {
-    sampling_kernel<T, kProbs><<<batch, kThreads, 0, stream>>>(
+    constexpr int smem = static_cast<int>(sizeof(SmemShared));
+    DAY18_CUDA_CHECK(cudaFuncSetAttribute(sampling_kernel<T, kProbs>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    sampling_kernel<T, kProbs><<<batch, kThreads, smem, stream>>>(
         tokens, probs, logits.ptr<T>(), temperature.ptr<float>(), top_k.ptr<int32_t>(),
         top_p.ptr<float>(), seeds, offsets, vocab);
     DAY18_CHECK_LAUNCH();
