@@ -33,23 +33,35 @@
 //    131 MB, far more than the 50 MB L2, so every pass over the logits costs ~45 us of HBM time on
 //    an H100. Passes per row (each a float4-vectorized read of the whole row):
 //      greedy                   1  (argmax)
-//      top-k (k small) [+top-p] 3  (stats, histogram of the top 8 bits, gather -> smem; the rest
-//                                   runs in shared memory)
+//      top-k (k small) [+top-p] 3-4 (stats, 1-2 count histograms until the threshold bin and
+//                                   everything above it fit in kCap, gather -> smem; the rest runs
+//                                   in shared memory). 4 for the benchmark's normal(0, 2) rows:
+//                                   the top level's bin [2, 8) holds ~16% of the row.
 //      top-p only               3-5 (stats, 1-3 mass histograms until the bin fits, gather+sample)
 //      no filter                2  (stats, sample)
 //      worst case (adversarial) 10 (stats, 4+4 histogram levels, sample)
 //    sampling_row_passes_read_and_reset() counts them, and the benchmark prints the count.
 //
-// 5. Passes must be bandwidth-bound, not compute- or atomic-bound. Three things once made each
-//    pass several times slower than its ~45 us of HBM time: histogram atomics of 32 lanes on the
-//    same shared word (the logits concentrate in few bins; fixed with lane-private copies, see
-//    histogram_pass), two accurate float logs per token in the Gumbel pass (fixed with a screen
-//    that needs no log, see GumbelScan), and register spills in the hot loops (fixed by giving
-//    the sampler one 512-thread block per SM and so up to 128 registers).
+// 5. Counting passes is not enough: each pass must cost about its HBM time. What once made the
+//    passes several times slower (H100, 256 x 128256 fp32, measured with ncu):
+//    - histogram atomics of 32 lanes on the same shared word: the logits concentrate in few bins,
+//      and the shared-memory atomic unit serialises same-word lanes. Fixed with lane-private
+//      copies (histogram_pass): a warp's atomics always hit 32 different banks. top-k 50 +
+//      top-p 0.9: 1209 -> 283 us.
+//    - two accurate float logs per token to screen the Gumbel keys, and the double-precision
+//      logs inlined at every unrolled call site (instruction-cache misses). Fixed with a log-free
+//      screen and an out-of-line double key (GumbelScan). Plain sampling: 348 -> 244 us.
+//    What is left is compute: Philox4x32-10 costs ~25 integer instructions per token, and every
+//    token that may be sampled needs its random number (ncu: SM ~65% busy, DRAM ~28%, warps
+//    mostly waiting on dependent integer/MUFU results). That, not bytes, bounds plain sampling
+//    and top-p 0.95 (where ~36% of the row is kept).
 //
 // Mapping: grid = batch (one block per row), block = kThreads = 512 threads. softmax/argmax: two
-// or more blocks per SM. The sampler: one block per SM (~125 registers per thread, 66 KB of
-// dynamic shared memory), so a batch of 256 runs in two waves on the 132 SMs of an H100.
+// or more blocks per SM. The sampler: two blocks per SM (64 registers per thread, 66 KB of
+// dynamic shared memory each), so a batch of 256 runs in one wave on the 132 SMs of an H100.
+// ptxas still spills ~290 bytes per thread at 64 registers; one block per SM with 125 registers
+// and no spills was measured too, and was 25-50% slower: half the warps to hide the Philox and
+// exp latencies.
 #include "engine/kernels/sampling.h"
 
 #include <cfloat>
@@ -68,13 +80,10 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kBins = 256;               // 8 bits of the key per radix level
 constexpr int kCap = 4096;               // candidates that shared memory holds (32 KB of u64)
 constexpr int kItems = kCap / kThreads;  // candidates per thread in the shared-memory phase
-#ifndef DAY18_SAMPLER_BLOCKS_PER_SM
-#define DAY18_SAMPLER_BLOCKS_PER_SM 1
-#endif
-constexpr int kSamplerBlocksPerSm = DAY18_SAMPLER_BLOCKS_PER_SM;
-constexpr int kScanUnroll = kSamplerBlocksPerSm == 1 ? 4 : 2;
-constexpr int kCopies = 32;              // lane-private histogram copies (see histogram_pass)
-constexpr int kUnroll = 4;  // 16-byte loads in flight per thread (memory-level parallelism)
+constexpr int kSamplerBlocksPerSm = 2;   // see "Mapping" above
+constexpr int kScanUnroll = 2;  // loads in flight in the Gumbel passes (register budget: 64)
+constexpr int kCopies = 32;     // lane-private histogram copies (see histogram_pass)
+constexpr int kUnroll = 4;      // 16-byte loads in flight per thread (memory-level parallelism)
 static_assert(kCap % kThreads == 0 && kWarps <= 32);
 
 __device__ unsigned long long g_row_passes = 0;
@@ -212,7 +221,8 @@ __device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_su
   for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
     for (int j = 0; j < n; ++j) {
       const float v = x[j];
-      if (v > s.max) {  // strict: the first (lowest) index of a tie stays
+      // strict: the first (lowest) index of a tie stays; a row of -inf gets its first index
+      if (v > s.max || s.arg == INT_MAX) {
         if (want_sum && s.max != -INFINITY) s.sum *= static_cast<double>(expf((s.max - v) * inv_t));
         s.max = v;
         s.arg = base + j;
@@ -400,7 +410,9 @@ struct GumbelRow {
   double t;
 };
 
-__device__ __forceinline__ double gumbel_key(float v, float max, double t, uint32_t bits) {
+// Out of line: the scan loops are unrolled, and an inlined copy of the double logs at every
+// call site made the kernel's hot loops too big for the instruction cache. It runs rarely.
+__device__ __noinline__ double gumbel_key(float v, float max, double t, uint32_t bits) {
   const double u = uniform_from_bits(bits);
   return (static_cast<double>(v) - static_cast<double>(max)) / t - log(-log(u));
 }
@@ -413,6 +425,21 @@ struct GumbelScan {
   uint32_t group = 0xffffffffu;
   Philox4x32 bits{};
 
+  // The cheap screen of one token whose random word is r; the double key only if it may win.
+  __device__ __forceinline__ void screen(const GumbelRow& g, float v, float s, int i, uint32_t r) {
+    if (bound > -INFINITY) {
+      const float e = __expf(s - bound);
+      const float w = __uint2float_rn(2u * (0x7FFFFFu - (r >> 9)) + 1u) * 5.9604645e-8f;  // 1 - u
+      if (w > fminf(e * 1.00001f, 1.f - __expf(-e) + 1e-5f)) return;
+    }
+    best = better(best, Best{gumbel_key(v, g.max, g.t, r), i});
+    if (best.key > -INFINITY) {
+      const float bf = static_cast<float>(best.key);
+      bound = bf - (1e-4f + 1e-5f * fabsf(bf));
+    }
+  }
+
+  // One token at a time (any position); caches the Philox block of the last group.
   __device__ __forceinline__ void offer(const GumbelRow& g, float v, int i) {
     const float s = (v - g.max) * g.inv_t;
     if (s < bound - kMaxGumbel) return;
@@ -423,16 +450,30 @@ struct GumbelScan {
     }
     // Selects instead of bits.v[i & 3]: a runtime index would put `bits` in local memory.
     const int q = i & 3;
-    const uint32_t r = q == 0 ? bits.v[0] : q == 1 ? bits.v[1] : q == 2 ? bits.v[2] : bits.v[3];
-    if (bound > -INFINITY) {
-      const float e = __expf(s - bound);
-      const float w = __uint2float_rn(2u * (0x7FFFFFu - (r >> 9)) + 1u) * 5.9604645e-8f;  // 1 - u
-      if (w > fminf(e * 1.00001f, 1.f - __expf(-e) + 1e-5f)) return;
+    screen(g, v, s, i, q == 0 ? bits.v[0] : q == 1 ? bits.v[1] : q == 2 ? bits.v[2] : bits.v[3]);
+  }
+
+  // The n tokens of one vector load at positions base.. (every token offered): whole Philox
+  // groups of 4 when aligned, one Philox call per group and none for a group that cannot win.
+  __device__ __forceinline__ void offer_all(const GumbelRow& g, const float* x, int n, int base) {
+    if (n % 4 != 0 || base % 4 != 0) {
+      for (int j = 0; j < n; ++j) offer(g, x[j], base + j);
+      return;
     }
-    best = better(best, Best{gumbel_key(v, g.max, g.t, r), i});
-    if (best.key > -INFINITY) {
-      const float bf = static_cast<float>(best.key);
-      bound = bf - (1e-4f + 1e-5f * fabsf(bf));
+    for (int q = 0; q < n; q += 4) {
+      float s[4];
+      bool any = false;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        s[j] = (x[q + j] - g.max) * g.inv_t;
+        any |= !(s[j] < bound - kMaxGumbel);
+      }
+      if (!any) continue;
+      const Philox4x32 b =
+          sampling_random_bits(g.seed, g.offset, static_cast<uint32_t>(base + q) >> 2);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (!(s[j] < bound - kMaxGumbel)) screen(g, x[q + j], s[j], base + q + j, b.v[j]);
     }
   }
 };
@@ -679,8 +720,8 @@ __global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
   bool sampled = false;                         // the Gumbel argmax is already in `scan`
 
   while (phase != kNone) {
-    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t,
-                                             sh.hc, sh.hcnt, sh.hmass, sh.red.sum);
+    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t, sh.hc,
+                                             sh.hcnt, sh.hmass, sh.red.sum);
     // Top-p after top-k: the target is p times the top-k set's mass, summed in double.
     if (phase == kMass && shift == 24 && use_k) target = static_cast<double>(p) * level_mass;
     walk_histogram(sh.hcnt, sh.hmass, phase == kMass, cnt_above, mass_above,
@@ -750,8 +791,12 @@ __global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
     if (!sampled) {  // one pass: Gumbel argmax over every kept token
       count_row_pass();
       for_each_in_row<T, kScanUnroll>(row, vocab, [&](const float* x, int n, int base) {
-        for (int j = 0; j < n; ++j)
-          if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
+        if (fin.t_final == 0u) {
+          scan.offer_all(g, x, n, base);
+        } else {
+          for (int j = 0; j < n; ++j)
+            if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
+        }
       });
     }
     const Best b = block_allreduce(
