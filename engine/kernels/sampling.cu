@@ -33,16 +33,35 @@
 //    131 MB, far more than the 50 MB L2, so every pass over the logits costs ~45 us of HBM time on
 //    an H100. Passes per row (each a float4-vectorized read of the whole row):
 //      greedy                   1  (argmax)
-//      top-k (k small) [+top-p] 3  (stats, histogram of the top 8 bits, gather -> smem; the rest
-//                                   runs in shared memory)
+//      top-k (k small) [+top-p] 3-4 (stats, 1-2 count histograms until the threshold bin and
+//                                   everything above it fit in kCap, gather -> smem; the rest runs
+//                                   in shared memory). 4 for the benchmark's normal(0, 2) rows:
+//                                   the top level's bin [2, 8) holds ~16% of the row.
 //      top-p only               3-5 (stats, 1-3 mass histograms until the bin fits, gather+sample)
 //      no filter                2  (stats, sample)
 //      worst case (adversarial) 10 (stats, 4+4 histogram levels, sample)
 //    sampling_row_passes_read_and_reset() counts them, and the benchmark prints the count.
 //
-// Mapping (all kernels): grid = batch (one block per row), block = kThreads = 512 threads; two
-// blocks fit on an SM (<= 64 registers, ~36 KB of shared memory each), so a batch of 256 runs in
-// one wave on the 132 SMs of an H100.
+// 5. Counting passes is not enough: each pass must cost about its HBM time. What once made the
+//    passes several times slower (H100, 256 x 128256 fp32, measured with ncu):
+//    - histogram atomics of 32 lanes on the same shared word: the logits concentrate in few bins,
+//      and the shared-memory atomic unit serialises same-word lanes. Fixed with lane-private
+//      copies (histogram_pass): a warp's atomics always hit 32 different banks. top-k 50 +
+//      top-p 0.9: 1209 -> 283 us.
+//    - two accurate float logs per token to screen the Gumbel keys, and the double-precision
+//      logs inlined at every unrolled call site (instruction-cache misses). Fixed with a log-free
+//      screen and an out-of-line double key (GumbelScan). Plain sampling: 348 -> 244 us.
+//    What is left is compute: Philox4x32-10 costs ~25 integer instructions per token, and every
+//    token that may be sampled needs its random number (ncu: SM ~65% busy, DRAM ~28%, warps
+//    mostly waiting on dependent integer/MUFU results). That, not bytes, bounds plain sampling
+//    and top-p 0.95 (where ~36% of the row is kept).
+//
+// Mapping: grid = batch (one block per row), block = kThreads = 512 threads. softmax/argmax: two
+// or more blocks per SM. The sampler: two blocks per SM (64 registers per thread, 66 KB of
+// dynamic shared memory each), so a batch of 256 runs in one wave on the 132 SMs of an H100.
+// ptxas still spills ~290 bytes per thread at 64 registers; one block per SM with 125 registers
+// and no spills was measured too, and was 25-50% slower: half the warps to hide the Philox and
+// exp latencies.
 #include "engine/kernels/sampling.h"
 
 #include <cfloat>
@@ -61,7 +80,10 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kBins = 256;               // 8 bits of the key per radix level
 constexpr int kCap = 4096;               // candidates that shared memory holds (32 KB of u64)
 constexpr int kItems = kCap / kThreads;  // candidates per thread in the shared-memory phase
-constexpr int kUnroll = 4;  // 16-byte loads in flight per thread (memory-level parallelism)
+constexpr int kSamplerBlocksPerSm = 2;   // see "Mapping" above
+constexpr int kScanUnroll = 2;  // loads in flight in the Gumbel passes (register budget: 64)
+constexpr int kCopies = 32;     // lane-private histogram copies (see histogram_pass)
+constexpr int kUnroll = 4;      // 16-byte loads in flight per thread (memory-level parallelism)
 static_assert(kCap % kThreads == 0 && kWarps <= 32);
 
 __device__ unsigned long long g_row_passes = 0;
@@ -114,8 +136,7 @@ __device__ __forceinline__ void unpack16<__nv_bfloat16>(const uint4& r, float* x
 // base.. base+n. Fast path: 16-byte loads (n = 16 / sizeof(T), base a multiple of n), kUnroll of
 // them issued before any is used. Rows whose length or address is not 16-byte aligned take the
 // scalar path (n = 1).
-// kU: loads in flight per thread; the passes with heavy per-element code (Gumbel keys) use 2 to
-// stay within 64 registers.
+// kU: loads in flight per thread.
 template <typename T, int kU = kUnroll, typename F>
 __device__ __forceinline__ void for_each_in_row(const T* __restrict__ row, int vocab, F&& f) {
   constexpr int N = 16 / sizeof(T);
@@ -200,7 +221,8 @@ __device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_su
   for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
     for (int j = 0; j < n; ++j) {
       const float v = x[j];
-      if (v > s.max) {  // strict: the first (lowest) index of a tie stays
+      // strict: the first (lowest) index of a tie stays; a row of -inf gets its first index
+      if (v > s.max || s.arg == INT_MAX) {
         if (want_sum && s.max != -INFINITY) s.sum *= static_cast<double>(expf((s.max - v) * inv_t));
         s.max = v;
         s.arg = base + j;
@@ -230,18 +252,33 @@ __device__ __forceinline__ bool in_level(uint32_t key, uint32_t floor, uint32_t 
   return key >= floor && (shift == 24 || (key >> (shift + 8)) == prefix);
 }
 
+// The histogram lives in shared memory as kCopies = 32 copies, laid out [bin][copy] with
+// copy = lane: the 32 lanes of a warp always hit 32 different banks, whatever bins their values
+// fall in. Logits concentrate in a few bins (a normal row puts most of its values in 2-3 bins of
+// the top level); with one copy, the lanes of a warp would hit the same word and the shared-
+// memory atomic unit would serialise them 32-fold - that made each histogram pass ~6x slower
+// than its HBM time. Other warps still collide on a word, but one at a time, not 32 at a time.
+// After the pass, each bin's 32 copies are summed (rotated so that lanes read distinct banks)
+// into hcnt / hmass.
+struct HistCopies {
+  uint32_t cnt[kBins * kCopies];
+  float mass[kBins * kCopies];
+};
+
 // Returns the total mass of the level's elements, summed in double (the float bins are only
 // precise enough to choose a bin).
 template <typename T>
 __device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32_t prefix,
-                                 int shift, float max, float inv_t, uint32_t* hcnt, float* hmass,
-                                 double* red) {
-  for (int b = threadIdx.x; b < kBins; b += kThreads) {
-    hcnt[b] = 0;
-    hmass[b] = 0.f;
+                                 int shift, float max, float inv_t, HistCopies& hc, uint32_t* hcnt,
+                                 float* hmass, double* red) {
+  {
+    uint4* z = reinterpret_cast<uint4*>(&hc);
+    for (int i = threadIdx.x; i < static_cast<int>(sizeof(HistCopies) / 16); i += kThreads)
+      z[i] = make_uint4(0, 0, 0, 0);
   }
   __syncthreads();
   count_row_pass();
+  const int lane = threadIdx.x % 32;
   double total = 0;
   for_each_in_row(row, vocab, [&](const float* x, int n, int) {
     for (int j = 0; j < n; ++j) {
@@ -249,14 +286,27 @@ __device__ double histogram_pass(const T* row, int vocab, uint32_t floor, uint32
       if (in_level(key, floor, prefix, shift)) {
         const uint32_t b = (key >> shift) & (kBins - 1);
         const float m = expf((x[j] - max) * inv_t);
-        atomicAdd(&hcnt[b], 1u);
-        atomicAdd(&hmass[b], m);
+        atomicAdd(&hc.cnt[b * kCopies + lane], 1u);
+        atomicAdd(&hc.mass[b * kCopies + lane], m);
         total += static_cast<double>(m);
       }
     }
   });
-  return block_allreduce(
-      total, [](double a, double b) { return a + b; }, red);  // syncs
+  total = block_allreduce(
+      total, [](double a, double b) { return a + b; }, red);  // syncs: the copies are complete
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    uint32_t c = 0;
+    float m = 0.f;
+    for (int j = 0; j < kCopies; ++j) {
+      const int at = b * kCopies + ((j + lane) % kCopies);  // lanes read distinct banks
+      c += hc.cnt[at];
+      m += hc.mass[at];
+    }
+    hcnt[b] = c;
+    hmass[b] = m;
+  }
+  __syncthreads();
+  return total;
 }
 
 // Result of walking a histogram from the top bin down.
@@ -341,8 +391,18 @@ __device__ void walk_histogram(const uint32_t* hcnt, const float* hmass, bool by
 
 // ---- the Gumbel key ------------------------------------------------------------------------
 // Double precision, bit-for-bit the CPU oracle's formula, so that both backends rank tokens the
-// same. A float estimate screens first: only a token that may beat the thread's best pays for
-// the double logs.
+// same. Computing it for every token would be slow (two double-precision logs), and even two
+// float logs per token made the sampling pass compute-bound. So each thread keeps `bound`, a
+// float a little below its best key so far, and screens every token with cheap float math
+// that can only err towards "maybe": a token is worth the double key only if
+//     s + g >= bound,   s = (logit - max) / T,  g = -log(y),  y = -log(u)
+//   <=> y <= e := exp(s - bound)  <=>  u >= exp(-e)  <=>  w := 1 - u <= 1 - exp(-e).
+// w is exact in float (u has 24 bits), and min(e, 1 - exp(-e) + 1e-5) bounds 1 - exp(-e) from
+// above for every e despite the fast exponentials' rounding. Before that, a token with
+// s < bound - 16.7 cannot win even with the largest Gumbel value a 24-bit u gives
+// (-log(-log(1 - 2^-24)) = 16.64): its Philox numbers are never computed.
+// The margin of `bound` below the best key (1e-4 + 1e-5 |key|) dwarfs the float errors of s, e
+// and the double -> float rounding, so the screen never drops a token that would win.
 struct GumbelRow {
   uint64_t seed, offset;
   float max;
@@ -350,31 +410,71 @@ struct GumbelRow {
   double t;
 };
 
-__device__ __forceinline__ double gumbel_key(float v, float max, double t, uint32_t bits) {
+// Out of line: the scan loops are unrolled, and an inlined copy of the double logs at every
+// call site made the kernel's hot loops too big for the instruction cache. It runs rarely.
+__device__ __noinline__ double gumbel_key(float v, float max, double t, uint32_t bits) {
   const double u = uniform_from_bits(bits);
   return (static_cast<double>(v) - static_cast<double>(max)) / t - log(-log(u));
 }
 
+constexpr float kMaxGumbel = 16.7f;  // > -log(-log(1 - 2^-24)) = 16.635
+
 struct GumbelScan {
   Best best{-INFINITY, INT_MAX};
-  float best_f = -INFINITY;
+  float bound = -INFINITY;  // tokens whose key is below this cannot beat `best`
   uint32_t group = 0xffffffffu;
   Philox4x32 bits{};
 
+  // The cheap screen of one token whose random word is r; the double key only if it may win.
+  __device__ __forceinline__ void screen(const GumbelRow& g, float v, float s, int i, uint32_t r) {
+    if (bound > -INFINITY) {
+      const float e = __expf(s - bound);
+      const float w = __uint2float_rn(2u * (0x7FFFFFu - (r >> 9)) + 1u) * 5.9604645e-8f;  // 1 - u
+      if (w > fminf(e * 1.00001f, 1.f - __expf(-e) + 1e-5f)) return;
+    }
+    best = better(best, Best{gumbel_key(v, g.max, g.t, r), i});
+    if (best.key > -INFINITY) {
+      const float bf = static_cast<float>(best.key);
+      bound = bf - (1e-4f + 1e-5f * fabsf(bf));
+    }
+  }
+
+  // One token at a time (any position); caches the Philox block of the last group.
   __device__ __forceinline__ void offer(const GumbelRow& g, float v, int i) {
+    const float s = (v - g.max) * g.inv_t;
+    if (s < bound - kMaxGumbel) return;
     const uint32_t grp = static_cast<uint32_t>(i) >> 2;
     if (grp != group) {
       bits = sampling_random_bits(g.seed, g.offset, grp);
       group = grp;
     }
-    const uint32_t r = bits.v[i & 3];
-    const float uf = static_cast<float>(uniform_from_bits(r));  // exact in float
-    const float kf = (v - g.max) * g.inv_t - logf(-logf(uf));
-    // |kf - exact| is ~1e-6 (1 + |kf|); the margin is generous.
-    if (!(kf + 1e-4f + 1e-5f * fabsf(kf) >= best_f)) return;
-    const Best c{gumbel_key(v, g.max, g.t, r), i};
-    best = better(best, c);
-    best_f = static_cast<float>(best.key);
+    // Selects instead of bits.v[i & 3]: a runtime index would put `bits` in local memory.
+    const int q = i & 3;
+    screen(g, v, s, i, q == 0 ? bits.v[0] : q == 1 ? bits.v[1] : q == 2 ? bits.v[2] : bits.v[3]);
+  }
+
+  // The n tokens of one vector load at positions base.. (every token offered): whole Philox
+  // groups of 4 when aligned, one Philox call per group and none for a group that cannot win.
+  __device__ __forceinline__ void offer_all(const GumbelRow& g, const float* x, int n, int base) {
+    if (n % 4 != 0 || base % 4 != 0) {
+      for (int j = 0; j < n; ++j) offer(g, x[j], base + j);
+      return;
+    }
+    for (int q = 0; q < n; q += 4) {
+      float s[4];
+      bool any = false;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        s[j] = (x[q + j] - g.max) * g.inv_t;
+        any |= !(s[j] < bound - kMaxGumbel);
+      }
+      if (!any) continue;
+      const Philox4x32 b =
+          sampling_random_bits(g.seed, g.offset, static_cast<uint32_t>(base + q) >> 2);
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (!(s[j] < bound - kMaxGumbel)) screen(g, x[q + j], s[j], base + q + j, b.v[j]);
+    }
   }
 };
 
@@ -419,8 +519,14 @@ __device__ int count_at_least(const uint64_t* cand, int n, uint32_t t, int* slot
   return r;
 }
 
+// 64 KB: more than the 48 KB of static shared memory, so the sampler takes it as dynamic shared
+// memory (two blocks still fit on an SM). The histogram copies and the candidate buffer are never
+// live at the same time.
 struct SmemShared {
-  uint64_t cand[kCap];
+  union {
+    uint64_t cand[kCap];
+    HistCopies hc;
+  };
   uint32_t hcnt[kBins];
   float hmass[kBins];
   double warp_tot[kWarps];
@@ -533,15 +639,28 @@ __device__ Finish finish_in_smem(SmemShared& sh, int n, int k_rank, bool use_p, 
   return {cand_key(sh.cand[n_kept - 1]), sh.z_kept};
 }
 
+// Appends c to sh.cand with one shared atomic per warp instead of one per candidate (the lanes
+// that append at the same time take consecutive slots).
+__device__ __forceinline__ void append_candidate(SmemShared& sh, uint64_t c) {
+  const unsigned active = __activemask();
+  const int lane = threadIdx.x % 32;
+  const int leader = __ffs(active) - 1;
+  int base = 0;
+  if (lane == leader) base = atomicAdd(&sh.ncand, __popc(active));
+  base = __shfl_sync(active, base, leader);
+  sh.cand[base + __popc(active & ((1u << lane) - 1u))] = c;
+}
+
 // ---- the sampler ---------------------------------------------------------------------------
 template <typename T, bool kProbs>
-__global__ void __launch_bounds__(kThreads, 2)
+__global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
     sampling_kernel(int* __restrict__ tokens, float* __restrict__ probs,
                     const T* __restrict__ logits, const float* __restrict__ temperature,
                     const int* __restrict__ top_k, const float* __restrict__ top_p,
                     const int64_t* __restrict__ seeds, const int64_t* __restrict__ offsets,
                     int vocab) {
-  __shared__ SmemShared sh;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  SmemShared& sh = *reinterpret_cast<SmemShared*>(smem_raw);
   const int row_id = blockIdx.x;
   const T* row = logits + static_cast<int64_t>(row_id) * vocab;
   float* prow = kProbs ? probs + static_cast<int64_t>(row_id) * vocab : nullptr;
@@ -601,7 +720,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   bool sampled = false;                         // the Gumbel argmax is already in `scan`
 
   while (phase != kNone) {
-    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t,
+    const double level_mass = histogram_pass(row, vocab, floor, prefix, shift, st.max, inv_t, sh.hc,
                                              sh.hcnt, sh.hmass, sh.red.sum);
     // Top-p after top-k: the target is p times the top-k set's mass, summed in double.
     if (phase == kMass && shift == 24 && use_k) target = static_cast<double>(p) * level_mass;
@@ -644,12 +763,12 @@ __global__ void __launch_bounds__(kThreads, 2)
       // were good enough to pick the bin, not to place the cut inside it.
       const uint32_t top = gather_all_above ? 0xffffffffu : hi;
       double above = 0;
-      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
+      for_each_in_row<T, kScanUnroll>(row, vocab, [&](const float* x, int n, int base) {
         for (int j = 0; j < n; ++j) {
           const uint32_t key = float_key(x[j]);
           if (key < floor || key < lo) continue;
           if (key <= top) {
-            sh.cand[atomicAdd(&sh.ncand, 1)] = pack_candidate(key, base + j);
+            append_candidate(sh, pack_candidate(key, base + j));
           } else {
             above += static_cast<double>(expf((x[j] - st.max) * inv_t));
             if (!kProbs) scan.offer(g, x[j], base + j);
@@ -671,9 +790,13 @@ __global__ void __launch_bounds__(kThreads, 2)
   } else {
     if (!sampled) {  // one pass: Gumbel argmax over every kept token
       count_row_pass();
-      for_each_in_row<T, 2>(row, vocab, [&](const float* x, int n, int base) {
-        for (int j = 0; j < n; ++j)
-          if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
+      for_each_in_row<T, kScanUnroll>(row, vocab, [&](const float* x, int n, int base) {
+        if (fin.t_final == 0u) {
+          scan.offer_all(g, x, n, base);
+        } else {
+          for (int j = 0; j < n; ++j)
+            if (float_key(x[j]) >= fin.t_final) scan.offer(g, x[j], base + j);
+        }
       });
     }
     const Best b = block_allreduce(
@@ -726,7 +849,10 @@ void launch_sampling(int* tokens, float* probs, const Tensor& logits, const Tens
   const int vocab = static_cast<int>(logits.size(1));
   if (batch == 0) return;
   dispatch_float(logits.dtype(), [&]<typename T>() {
-    sampling_kernel<T, kProbs><<<batch, kThreads, 0, stream>>>(
+    constexpr int smem = static_cast<int>(sizeof(SmemShared));
+    DAY18_CUDA_CHECK(cudaFuncSetAttribute(sampling_kernel<T, kProbs>,
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    sampling_kernel<T, kProbs><<<batch, kThreads, smem, stream>>>(
         tokens, probs, logits.ptr<T>(), temperature.ptr<float>(), top_k.ptr<int32_t>(),
         top_p.ptr<float>(), seeds, offsets, vocab);
     DAY18_CHECK_LAUNCH();
