@@ -2,6 +2,8 @@
 //
 //   BM_reshape_and_cache/<dtype>/tokens:4096/kv_heads:8/head:128
 //       bytes = K and V read + written for the tokens written, + slot_mapping; pct_of_P.
+//   BM_reshape_and_cache/plain_loads/<dtype>/...  the same kernel without the streaming hint on
+//       its K/V loads (the L2 flush leaves L2 full of dirty lines, as a real step does).
 //   BM_reshape_and_cache/memcpy_ceiling/<dtype>/tokens:<n>/...
 //       the honest ceiling: ONE cudaMemcpyAsync (device to device) of the same K+V bytes, timed
 //       the same way. A ~34 MB move lasts ~11 us at P, so the fixed launch + ramp + tail cost
@@ -11,7 +13,7 @@
 //   BM_swap_blocks_naive/<out|in>/<random|contiguous>  THE TRAP: one synchronous copy per block
 //       256 blocks x 32 KiB (8 KV heads x block 16 x head 128, fp16), between a 1024-block GPU
 //       cache and a 1024-block pinned CPU cache; layout = random (256 runs of 1 block),
-//       runs:16 / runs:64 (runs of 16 / 64 consecutive blocks at random places, 512 KiB / 2 MiB),
+//       runs:<n> (runs of n = 4, 8, 16, 64 consecutive blocks at random places: 128 KiB-2 MiB),
 //       contiguous (one run of 256). Every benchmark uses the same two caches, so strategies
 //       compare on the same pinned allocation. bytes = 8 MiB across the host link;
 //       pct_of_pinned = share of the pinned D2H (out) / H2D (in) copy bandwidth measured by the
@@ -45,7 +47,7 @@ const char* tag(DType dt) {
   return dt == DType::f32 ? "fp32" : dt == DType::f16 ? "fp16" : "bf16";
 }
 
-void bm_reshape_and_cache(benchmark::State& st, DType dt, int64_t tokens) {
+void bm_reshape_and_cache(benchmark::State& st, DType dt, int64_t tokens, bool plain_loads) {
   if (!bench::require_gpu(st)) return;
   const int64_t heads = 8, head = 128, block_size = 16;
   const int64_t blocks = 2 * tokens / block_size;  // cache twice the step's tokens
@@ -59,7 +61,10 @@ void bm_reshape_and_cache(benchmark::State& st, DType dt, int64_t tokens) {
       i64_tensor(distinct_ids(rng, blocks * block_size, tokens), {tokens}, Storage::device);
   const double bytes = 2.0 * double(key.nbytes() + value.nbytes()) + double(slots.nbytes());
   bench::run_timed(st, bytes, 0, [&](cudaStream_t s) {
-    reshape_and_cache(key, value, kc, vc, slots, /*check_slots=*/false, s);
+    if (plain_loads)  // the launcher directly (the shapes are valid): same kernel, plain loads
+      cuda::reshape_and_cache_plain_loads(key, value, kc, vc, slots, Tensor(), s);
+    else
+      reshape_and_cache(key, value, kc, vc, slots, /*check_slots=*/false, s);
   });
 }
 
@@ -180,14 +185,16 @@ const bool registered = [] {
       const std::string shape =
           std::string(tag(dt)) + "/tokens:" + std::to_string(tokens) + "/kv_heads:8/head:128";
       reg("BM_reshape_and_cache/" + shape,
-          [dt, tokens](benchmark::State& st) { bm_reshape_and_cache(st, dt, tokens); });
+          [dt, tokens](benchmark::State& st) { bm_reshape_and_cache(st, dt, tokens, false); });
+      reg("BM_reshape_and_cache/plain_loads/" + shape,
+          [dt, tokens](benchmark::State& st) { bm_reshape_and_cache(st, dt, tokens, true); });
       reg("BM_reshape_and_cache/memcpy_ceiling/" + shape,
           [dt, tokens](benchmark::State& st) { bm_reshape_and_cache_memcpy(st, dt, tokens); });
     }
   reg("BM_copy_blocks/fp16/layers:32/pairs:64",
       [](benchmark::State& st) { bm_copy_blocks(st, DType::f16); });
   for (bool out : {true, false})
-    for (int64_t run : {int64_t(1), int64_t(16), int64_t(64), kSwapPairs}) {
+    for (int64_t run : {int64_t(1), int64_t(4), int64_t(8), int64_t(16), int64_t(64), kSwapPairs}) {
       const std::string layout = run == 1            ? "random"
                                  : run == kSwapPairs ? "contiguous"
                                                      : "runs:" + std::to_string(run);
