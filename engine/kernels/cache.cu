@@ -30,22 +30,11 @@ long long* errors_ptr(const Tensor& errors) {
 // first store, so a thread keeps 2 x kRacTokensPerPass 16-byte loads (+ the slots) in flight.
 inline constexpr int kRacTokensPerPass = 4;
 
-// K/V loads. Streaming (ld.global.cs): the step's K/V rows are read once here, so their lines
-// enter L2 evict-first and the cache rows written next replace them instead of evicting other
-// (often dirty) lines, which would cost DRAM write-backs in the middle of this copy.
-template <bool kStreaming, typename V>
-__device__ __forceinline__ V load_row_chunk(const V* p) {
-  if constexpr (kStreaming)
-    return __ldcs(p);
-  else
-    return *p;
-}
-
 // V = uint4 (16 bytes) or uint16_t. Row = one head of one token: `row` units of V.
 // Thread x of a CUDA block owns chunk c = x (+ blockDim.x ...) of every token's
 // [num_kv_heads, row] chunks; the block walks tokens blockIdx.x, + gridDim.x, ... (grid-stride),
 // kRacTokensPerPass tokens per pass.
-template <typename V, bool kStreaming>
+template <typename V>
 __global__ void reshape_and_cache_kernel(
     const V* __restrict__ key,    // [num_tokens, key_stride] in units of V
     const V* __restrict__ value,  // [num_tokens, value_stride]
@@ -73,8 +62,8 @@ __global__ void reshape_and_cache_kernel(
         slot[u] = -1;
         if (t < num_tokens) {
           slot[u] = slot_mapping[t];  // same address across the block: one broadcast load
-          kr[u] = load_row_chunk<kStreaming>(key + t * key_stride + c);
-          vr[u] = load_row_chunk<kStreaming>(value + t * value_stride + c);
+          kr[u] = key[t * key_stride + c];
+          vr[u] = value[t * value_stride + c];
         }
       }
 #pragma unroll
@@ -104,7 +93,7 @@ __global__ void reshape_and_cache_kernel(
   }
 }
 
-template <typename V, bool kStreaming>
+template <typename V>
 void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key_cache,
                               const Tensor& value_cache, const Tensor& slot_mapping,
                               const Tensor& errors, cudaStream_t stream) {
@@ -125,12 +114,12 @@ void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tens
   DAY18_CUDA_CHECK(cudaGetDevice(&device));
   DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
   DAY18_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, reshape_and_cache_kernel<V, kStreaming>, threads, 0));
+      &per_sm, reshape_and_cache_kernel<V>, threads, 0));
   const int64_t passes = (num_tokens + kRacTokensPerPass - 1) / kRacTokensPerPass;
   const int64_t grid =
       std::min<int64_t>(std::max<int64_t>(passes, std::min<int64_t>(num_tokens, sms)),
                         int64_t(sms) * std::max(per_sm, 1));
-  reshape_and_cache_kernel<V, kStreaming><<<dim3(unsigned(grid)), threads, 0, stream>>>(
+  reshape_and_cache_kernel<V><<<dim3(unsigned(grid)), threads, 0, stream>>>(
       static_cast<const V*>(key.data()), static_cast<const V*>(value.data()),
       static_cast<V*>(key_cache.data()), static_cast<V*>(value_cache.data()),
       slot_mapping.ptr<int64_t>(), errors_ptr(errors), key.stride(0) * esz / int64_t(sizeof(V)),
@@ -141,24 +130,6 @@ void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tens
 
 bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-template <bool kStreaming>
-void dispatch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key_cache,
-                                const Tensor& value_cache, const Tensor& slot_mapping,
-                                const Tensor& errors, cudaStream_t stream) {
-  if (key.size(0) == 0) return;
-  const int64_t esz = dtype_size(key.dtype());
-  const bool vec = key.size(2) * esz % 16 == 0 && key.stride(0) * esz % 16 == 0 &&
-                   value.stride(0) * esz % 16 == 0 && aligned16(key.data()) &&
-                   aligned16(value.data()) && aligned16(key_cache.data()) &&
-                   aligned16(value_cache.data());
-  if (vec)
-    launch_reshape_and_cache<uint4, kStreaming>(key, value, key_cache, value_cache, slot_mapping,
-                                                errors, stream);
-  else
-    launch_reshape_and_cache<uint16_t, kStreaming>(key, value, key_cache, value_cache, slot_mapping,
-                                                   errors, stream);
 }
 
 // ---------------------------------------------------------------- copy_blocks
@@ -208,11 +179,18 @@ inline constexpr int kSwapUnroll = 4;  // 16-byte loads in flight per thread bef
 // parameter limit (480 x 8 bytes + pointers) rather than relying on CUDA 12.1's larger limit.
 inline constexpr int kSwapMaxPairs = 480;
 
-// The `automatic` rule, from BM_swap_blocks on an H100 (PCIe, 8 MiB in 256 blocks of 32 KiB):
-// zero_copy moves any layout at ~93% (in) / ~107% (out) of one big pinned cudaMemcpy; the copy
-// engine falls to 41% / 50% for 256 single-block runs (~0.8 us of setup per 32 KiB copy, more
-// than its transfer) but beats zero_copy by 1-3% from runs of 16 blocks (512 KiB) up.
-inline constexpr size_t kSwapCopyEngineMinRunBytes = size_t(512) << 10;
+// The `automatic` rule, from BM_swap_blocks on an H100 (PCIe; 8 MiB in 256 blocks of 32 KiB,
+// % of one big pinned cudaMemcpy in the same direction):
+//   average run     32K    128K   256K   512K   2M     8M
+//   out zero_copy   92     92     92     92     92     92
+//   out copy_engine 55     86     90     92     95     96
+//   in  zero_copy   89     89     89     89     89     89
+//   in  copy_engine 54     91     94     94     94     94
+// Each copy carries ~0.5 us of setup, more than a 32 KiB transfer; zero_copy pays none but is
+// capped by PCIe reads from the SMs. Copy engine wins from 128 KiB runs into the GPU and from
+// 512 KiB runs out of it (there zero_copy's posted writes run close to the link's speed).
+inline constexpr size_t kSwapCopyEngineMinRunBytesIn = size_t(128) << 10;
+inline constexpr size_t kSwapCopyEngineMinRunBytesOut = size_t(512) << 10;
 // A mapping that merges into this few runs costs about a kernel launch as copies either way;
 // the copy engine then leaves the SMs alone.
 inline constexpr size_t kSwapCopyEngineMaxShortRuns = 2;
@@ -330,15 +308,18 @@ void reset_index_errors(const Tensor& errors, cudaStream_t stream) {
 void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key_cache,
                        const Tensor& value_cache, const Tensor& slot_mapping, const Tensor& errors,
                        cudaStream_t stream) {
-  dispatch_reshape_and_cache<true>(key, value, key_cache, value_cache, slot_mapping, errors,
-                                   stream);
-}
-
-void reshape_and_cache_plain_loads(const Tensor& key, const Tensor& value, const Tensor& key_cache,
-                                   const Tensor& value_cache, const Tensor& slot_mapping,
-                                   const Tensor& errors, cudaStream_t stream) {
-  dispatch_reshape_and_cache<false>(key, value, key_cache, value_cache, slot_mapping, errors,
+  if (key.size(0) == 0) return;
+  const int64_t esz = dtype_size(key.dtype());
+  const bool vec = key.size(2) * esz % 16 == 0 && key.stride(0) * esz % 16 == 0 &&
+                   value.stride(0) * esz % 16 == 0 && aligned16(key.data()) &&
+                   aligned16(value.data()) && aligned16(key_cache.data()) &&
+                   aligned16(value_cache.data());
+  if (vec)
+    launch_reshape_and_cache<uint4>(key, value, key_cache, value_cache, slot_mapping, errors,
                                     stream);
+  else
+    launch_reshape_and_cache<uint16_t>(key, value, key_cache, value_cache, slot_mapping, errors,
+                                       stream);
 }
 
 void copy_blocks(const std::vector<Tensor>& key_caches, const std::vector<Tensor>& value_caches,
@@ -377,12 +358,14 @@ void swap_blocks(const Tensor& src, const Tensor& dst, const Tensor& block_mappi
   if (strategy == SwapStrategy::automatic) {
     // Long runs: the DMA engines move them at full link speed and leave the SMs to compute.
     // Short runs: each copy's setup outlasts its transfer, so one kernel moving every block at
-    // once wins. See kSwapCopyEngineMinRunBytes.
+    // once wins. See kSwapCopyEngineMinRunBytesIn/Out.
     const size_t avg_run_bytes = block_mapping.size(0) * block_bytes / runs.size();
-    strategy = !mapped || runs.size() <= kSwapCopyEngineMaxShortRuns ||
-                       avg_run_bytes >= kSwapCopyEngineMinRunBytes
-                   ? SwapStrategy::copy_engine
-                   : SwapStrategy::zero_copy;
+    const size_t min_run_bytes =
+        dst.is_cuda() ? kSwapCopyEngineMinRunBytesIn : kSwapCopyEngineMinRunBytesOut;
+    strategy =
+        !mapped || runs.size() <= kSwapCopyEngineMaxShortRuns || avg_run_bytes >= min_run_bytes
+            ? SwapStrategy::copy_engine
+            : SwapStrategy::zero_copy;
   }
   if (strategy == SwapStrategy::copy_engine || !mapped) {
     swap_copy_engine(src, dst, runs, block_bytes, stream);

@@ -26,7 +26,8 @@ namespace day18 {
 // How the batched swap_blocks moves its blocks (in namespace day18, not cuda, so that calls
 // passing one find the public day18::swap_blocks without ambiguity).
 enum class SwapStrategy : uint8_t {
-  automatic,    // copy_engine when merged runs average >= 512 KiB (or <= 2 runs), else zero_copy
+  automatic,    // copy_engine when merged runs average >= 128 KiB in / 512 KiB out (or <= 2
+                //   runs), else zero_copy
   zero_copy,    // one kernel reads/writes the pinned host cache through its device-mapped address
   copy_engine,  // runs of consecutive blocks merged; one cudaMemcpyBatchAsync (DMA engines)
 };
@@ -46,7 +47,6 @@ void reset_index_errors(const Tensor& errors,  // [2] int64 device
 // thread per chunk, up to 512); the grid (at most one resident wave) strides over the tokens,
 // 4 tokens per pass: each thread loads 4 slots + 4 K chunks + 4 V chunks before its first store,
 // so loads are in flight while earlier ones land, and no block waits for its slot to start.
-// K/V are loaded with the streaming hint (evict-first in L2: they are read once).
 void reshape_and_cache(
     const Tensor& key,           // [num_tokens, num_kv_heads, head_size]
     const Tensor& value,         // [num_tokens, num_kv_heads, head_size]
@@ -55,12 +55,6 @@ void reshape_and_cache(
     const Tensor& slot_mapping,  // [num_tokens] int64, -1 = skip
     const Tensor& errors,        // [2] int64 device (may be undefined)
     cudaStream_t stream);
-
-// The same kernel with plain (evict-normal) K/V loads, for BM_reshape_and_cache's comparison
-// of the two hints; the engine uses reshape_and_cache.
-void reshape_and_cache_plain_loads(const Tensor& key, const Tensor& value, const Tensor& key_cache,
-                                   const Tensor& value_cache, const Tensor& slot_mapping,
-                                   const Tensor& errors, cudaStream_t stream);
 
 // Most layers copy_blocks takes in one launch: the per-layer cache addresses travel as a kernel
 // parameter (2 KiB), so the op needs no pointer array copied to the device first.
