@@ -26,7 +26,14 @@ long long* errors_ptr(const Tensor& errors) {
 }
 
 // ---------------------------------------------------------------- reshape_and_cache
-// V = uint4 (16 bytes) or uint16_t. Row = one head of one token: head_size elements.
+// Tokens each thread carries per pass: their slots and K/V chunks are all loaded before the
+// first store, so a thread keeps 2 x kRacTokensPerPass 16-byte loads (+ the slots) in flight.
+inline constexpr int kRacTokensPerPass = 4;
+
+// V = uint4 (16 bytes) or uint16_t. Row = one head of one token: `row` units of V.
+// Thread x of a CUDA block owns chunk c = x (+ blockDim.x ...) of every token's
+// [num_kv_heads, row] chunks; the block walks tokens blockIdx.x, + gridDim.x, ... (grid-stride),
+// kRacTokensPerPass tokens per pass.
 template <typename V>
 __global__ void reshape_and_cache_kernel(
     const V* __restrict__ key,    // [num_tokens, key_stride] in units of V
@@ -34,29 +41,55 @@ __global__ void reshape_and_cache_kernel(
     V* __restrict__ key_cache,    // [num_blocks, num_kv_heads, block_size, row]
     V* __restrict__ value_cache,
     const int64_t* __restrict__ slot_mapping,  // [num_tokens]
-    long long* errors, int64_t key_stride, int64_t value_stride, int num_kv_heads, int row,
-    int block_size, int64_t num_slots) {
-  const int64_t token = blockIdx.x;
-  const int64_t slot = slot_mapping[token];
-  if (slot == -1) return;  // padding token: nothing to write
-  if (slot < 0 || slot >= num_slots) {
-    if (threadIdx.x == 0) record_bad_index(errors, token);
-    return;  // never write out of bounds
-  }
-  const int64_t block = slot / block_size;
-  const int64_t offset = slot % block_size;
-  const int64_t head_stride = int64_t(block_size) * row;  // cache stride of one kv head
-  const int64_t dst_base = block * num_kv_heads * head_stride + offset * row;
-  const V* k = key + token * key_stride;
-  const V* v = value + token * value_stride;
+    long long* errors, int64_t key_stride, int64_t value_stride, int64_t num_tokens,
+    int num_kv_heads, int row, int block_size, int64_t num_slots) {
+  constexpr int U = kRacTokensPerPass;
   const int n = num_kv_heads * row;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    const int h = i / row, c = i - h * row;
-    const V kc = k[i];  // key/value rows are contiguous within a token: index i directly
-    const V vc = v[i];
-    const int64_t dst = dst_base + h * head_stride + c;
-    key_cache[dst] = kc;
-    value_cache[dst] = vc;
+  const int64_t head_stride = int64_t(block_size) * row;  // cache stride of one kv head
+  const int64_t cache_block_stride = head_stride * num_kv_heads;
+  const int64_t step = gridDim.x;
+  for (int c = threadIdx.x; c < n; c += blockDim.x) {
+    const int h = c / row;
+    const int64_t dst_c = h * head_stride + (c - h * row);  // chunk c within (block, offset 0)
+    for (int64_t t0 = blockIdx.x; t0 < num_tokens; t0 += step * U) {
+      int64_t slot[U];
+      V kr[U], vr[U];
+      // Loads first, for every token of the pass: the K/V loads do not wait for the slot (a
+      // padding token's row is read for nothing; the rows exist, so the read is safe).
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t t = t0 + u * step;
+        slot[u] = -1;
+        if (t < num_tokens) {
+          slot[u] = slot_mapping[t];  // same address across the block: one broadcast load
+          kr[u] = key[t * key_stride + c];
+          vr[u] = value[t * value_stride + c];
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int64_t s = slot[u];
+        if (s == -1) continue;  // padding token (or past the end): nothing to write
+        if (s < 0 || s >= num_slots) {
+          if (c == 0) record_bad_index(errors, t0 + u * step);  // once per bad token
+          continue;                                             // never write out of bounds
+        }
+        // 32-bit division when the slot fits (always, in practice): 64-bit division is ~100
+        // instructions on the path between the loads and the stores.
+        int64_t block, offset;
+        if (s <= int64_t(UINT32_MAX)) {
+          const uint32_t b = uint32_t(s) / uint32_t(block_size);
+          block = b;
+          offset = int64_t(uint32_t(s) - b * uint32_t(block_size));
+        } else {
+          block = s / block_size;
+          offset = s - block * block_size;
+        }
+        const int64_t dst = block * cache_block_stride + offset * row + dst_c;
+        key_cache[dst] = kr[u];
+        value_cache[dst] = vr[u];
+      }
+    }
   }
 }
 
@@ -71,14 +104,27 @@ void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tens
   const int block_size = int(key_cache.size(2));
   const int64_t num_slots = key_cache.size(0) * block_size;
   const int n = num_kv_heads * row;
-  // Enough threads for one pass over the token's chunks (8 heads x 128 fp16 -> 128 threads),
-  // at least a warp, at most 512 (more than that just loops).
+  // Enough threads for one pass over a token's chunks (8 heads x 128 fp16 -> 128 threads), at
+  // least a warp, at most 512 (wider rows loop over chunks).
   const int threads = std::clamp((n + 31) / 32 * 32, 32, 512);
-  reshape_and_cache_kernel<V><<<dim3(unsigned(num_tokens)), threads, 0, stream>>>(
+  // Grid: one wave at most (every CUDA block resident at once, no tail of late blocks), each
+  // block carrying kRacTokensPerPass tokens per pass; but small batches spread over the SMs
+  // (one token per block) rather than piling on a few.
+  int device = 0, sms = 0, per_sm = 0;
+  DAY18_CUDA_CHECK(cudaGetDevice(&device));
+  DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  DAY18_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, reshape_and_cache_kernel<V>, threads, 0));
+  const int64_t passes = (num_tokens + kRacTokensPerPass - 1) / kRacTokensPerPass;
+  const int64_t grid =
+      std::min<int64_t>(std::max<int64_t>(passes, std::min<int64_t>(num_tokens, sms)),
+                        int64_t(sms) * std::max(per_sm, 1));
+  reshape_and_cache_kernel<V><<<dim3(unsigned(grid)), threads, 0, stream>>>(
       static_cast<const V*>(key.data()), static_cast<const V*>(value.data()),
       static_cast<V*>(key_cache.data()), static_cast<V*>(value_cache.data()),
       slot_mapping.ptr<int64_t>(), errors_ptr(errors), key.stride(0) * esz / int64_t(sizeof(V)),
-      value.stride(0) * esz / int64_t(sizeof(V)), num_kv_heads, row, block_size, num_slots);
+      value.stride(0) * esz / int64_t(sizeof(V)), num_tokens, num_kv_heads, row, block_size,
+      num_slots);
   DAY18_CHECK_LAUNCH();
 }
 
@@ -91,6 +137,8 @@ struct LayerPointers {
   void* key[kMaxCopyBlocksLayers];
   void* value[kMaxCopyBlocksLayers];
 };
+
+inline constexpr int kCopyUnroll = 4;
 
 template <typename V>
 __global__ void copy_blocks_kernel(const LayerPointers layers,
@@ -106,7 +154,22 @@ __global__ void copy_blocks_kernel(const LayerPointers layers,
   V* cache = static_cast<V*>(blockIdx.z == 0 ? layers.key[blockIdx.y] : layers.value[blockIdx.y]);
   const V* from = cache + src * block_units;
   V* to = cache + dst * block_units;
-  for (int64_t i = threadIdx.x; i < block_units; i += blockDim.x) to[i] = from[i];
+  // kCopyUnroll loads issued before their stores (src != dst blocks never overlap, but the
+  // compiler cannot know it and would otherwise keep one load in flight per thread).
+  const int64_t pass = int64_t(blockDim.x) * kCopyUnroll;
+  for (int64_t i0 = threadIdx.x; i0 < block_units; i0 += pass) {
+    V r[kCopyUnroll];
+#pragma unroll
+    for (int u = 0; u < kCopyUnroll; ++u) {
+      const int64_t i = i0 + int64_t(u) * blockDim.x;
+      if (i < block_units) r[u] = from[i];
+    }
+#pragma unroll
+    for (int u = 0; u < kCopyUnroll; ++u) {
+      const int64_t i = i0 + int64_t(u) * blockDim.x;
+      if (i < block_units) to[i] = r[u];
+    }
+  }
 }
 
 // ---------------------------------------------------------------- swap_blocks (zero copy)
@@ -115,6 +178,22 @@ inline constexpr int kSwapUnroll = 4;  // 16-byte loads in flight per thread bef
 // Pairs per launch: the list rides in the kernel parameters, kept under the classic 4 KiB
 // parameter limit (480 x 8 bytes + pointers) rather than relying on CUDA 12.1's larger limit.
 inline constexpr int kSwapMaxPairs = 480;
+
+// The `automatic` rule, from BM_swap_blocks on an H100 (PCIe; 8 MiB in 256 blocks of 32 KiB,
+// % of one big pinned cudaMemcpy in the same direction):
+//   average run     32K    128K   256K   512K   2M     8M
+//   out zero_copy   92     92     92     92     92     92
+//   out copy_engine 55     86     90     92     95     96
+//   in  zero_copy   89     89     89     89     89     89
+//   in  copy_engine 54     91     94     94     94     94
+// Each copy carries ~0.5 us of setup, more than a 32 KiB transfer; zero_copy pays none but is
+// capped by PCIe reads from the SMs. Copy engine wins from 128 KiB runs into the GPU and from
+// 512 KiB runs out of it (there zero_copy's posted writes run close to the link's speed).
+inline constexpr size_t kSwapCopyEngineMinRunBytesIn = size_t(128) << 10;
+inline constexpr size_t kSwapCopyEngineMinRunBytesOut = size_t(512) << 10;
+// A mapping that merges into this few runs costs about a kernel launch as copies either way;
+// the copy engine then leaves the SMs alone.
+inline constexpr size_t kSwapCopyEngineMaxShortRuns = 2;
 
 struct SwapPairs {
   int32_t src[kSwapMaxPairs];
@@ -276,10 +355,18 @@ void swap_blocks(const Tensor& src, const Tensor& dst, const Tensor& block_mappi
   const std::vector<Run> runs = merge_runs(block_mapping);
   const Tensor& host = src.is_cuda() ? dst : src;
   const bool mapped = device_address(host.data()) != nullptr;
-  if (strategy == SwapStrategy::automatic)
-    // A few long runs: the DMA engines move them at full speed and leave the SMs to compute.
-    // Many short runs: per-copy overheads dominate; one kernel moves them all at once.
-    strategy = runs.size() <= 8 || !mapped ? SwapStrategy::copy_engine : SwapStrategy::zero_copy;
+  if (strategy == SwapStrategy::automatic) {
+    // Long runs: the DMA engines move them at full link speed and leave the SMs to compute.
+    // Short runs: each copy's setup outlasts its transfer, so one kernel moving every block at
+    // once wins. See kSwapCopyEngineMinRunBytesIn/Out.
+    const size_t avg_run_bytes = block_mapping.size(0) * block_bytes / runs.size();
+    const size_t min_run_bytes =
+        dst.is_cuda() ? kSwapCopyEngineMinRunBytesIn : kSwapCopyEngineMinRunBytesOut;
+    strategy =
+        !mapped || runs.size() <= kSwapCopyEngineMaxShortRuns || avg_run_bytes >= min_run_bytes
+            ? SwapStrategy::copy_engine
+            : SwapStrategy::zero_copy;
+  }
   if (strategy == SwapStrategy::copy_engine || !mapped) {
     swap_copy_engine(src, dst, runs, block_bytes, stream);
     return;

@@ -26,7 +26,8 @@ namespace day18 {
 // How the batched swap_blocks moves its blocks (in namespace day18, not cuda, so that calls
 // passing one find the public day18::swap_blocks without ambiguity).
 enum class SwapStrategy : uint8_t {
-  automatic,    // copy_engine when the mapping merges into a few runs, else zero_copy
+  automatic,    // copy_engine when merged runs average >= 128 KiB in / 512 KiB out (or <= 2
+                //   runs), else zero_copy
   zero_copy,    // one kernel reads/writes the pinned host cache through its device-mapped address
   copy_engine,  // runs of consecutive blocks merged; one cudaMemcpyBatchAsync (DMA engines)
 };
@@ -42,8 +43,10 @@ inline constexpr int64_t kNoBadIndex = INT64_MAX;
 void reset_index_errors(const Tensor& errors,  // [2] int64 device
                         cudaStream_t stream);
 
-// One CUDA block per token; its threads stride over num_kv_heads x (head_size bytes / 16)
-// 16-byte chunks and copy the token's K chunk and V chunk (two independent loads in flight).
+// Thread x of a CUDA block owns 16-byte chunk x of a token's num_kv_heads x head_size row (one
+// thread per chunk, up to 512); the grid (at most one resident wave) strides over the tokens,
+// 4 tokens per pass: each thread loads 4 slots + 4 K chunks + 4 V chunks before its first store,
+// so loads are in flight while earlier ones land, and no block waits for its slot to start.
 void reshape_and_cache(
     const Tensor& key,           // [num_tokens, num_kv_heads, head_size]
     const Tensor& value,         // [num_tokens, num_kv_heads, head_size]
@@ -59,8 +62,8 @@ inline constexpr int kMaxCopyBlocksLayers = 128;
 
 // grid = (num_pairs, num_layers, 2 [key, value]); each CUDA block copies one whole cache block
 // (num_kv_heads * block_size * head_size elements, contiguous in this layout) with 16-byte
-// chunks. Pairs with an id outside [0, num_blocks) are skipped and counted in `errors`
-// (errors[1] = the pair's index).
+// chunks, 4 loads per thread in flight before their stores. Pairs with an id outside [0,
+// num_blocks) are skipped and counted in `errors` (errors[1] = the pair's index).
 void copy_blocks(const std::vector<Tensor>&
                      key_caches,  // num_layers x [num_blocks, num_kv_heads, block_size, head_size]
                  const std::vector<Tensor>& value_caches,  // num_layers x same

@@ -225,7 +225,19 @@ TEST(ReshapeAndCache, GpuHandlesFusedQkvViewsOddRowsAndSingleToken) {
     run_reshape_and_cache_case({19, 3, 36, 8, 6, 0}, dt, true, ++seed);    // 2-byte-unit path
     run_reshape_and_cache_case({21, 2, 64, 16, 4, 6}, dt, false, ++seed);  // stride not 16 B
     run_reshape_and_cache_case({1, 8, 128, 16, 1, 0}, dt, false, ++seed);  // one token
+    // Rows wider than 512 threads: each thread loops over several chunks (16 B and 2 B paths).
+    run_reshape_and_cache_case({40, 16, 256, 16, 4, 0}, dt, true, ++seed);
+    run_reshape_and_cache_case({30, 8, 36, 8, 5, 0}, dt, true, ++seed);
   }
+}
+
+TEST(ReshapeAndCache, GpuManyTokensTakeSeveralGridStridePasses) {
+  DAY18_REQUIRE_GPU();
+  // Narrow rows (one warp per CUDA block) and more tokens than a resident wave carries in one
+  // pass (132 SMs x 32 blocks x 4 tokens = 16896 on an H100): blocks loop over tokens.
+  uint64_t seed = 300;
+  for (DType dt : kDtypes)
+    run_reshape_and_cache_case({40000, 1, 16, 16, 2600, 0}, dt, true, ++seed);
 }
 
 TEST(ReshapeAndCache, GpuCheckedModeThrowsNamingFirstBadTokenAndNeverWritesOutOfBounds) {
