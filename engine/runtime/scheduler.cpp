@@ -68,17 +68,15 @@ int64_t Scheduler::add_request(std::vector<int32_t> prompt, SamplingParams param
   const int64_t max_kv = std::max(prompt_len, final_len - 1);
   if (!bm_.can_ever_fit(max_kv, watermark_blocks_)) {
     const int64_t blocks = bm_.blocks_for_tokens(max_kv);
-    DAY18_REQUIRE(blocks <= bm_.max_blocks_per_seq(), what, " can never fit: its ", max_kv,
-                  " KV positions (prompt ", prompt_len, " + max_tokens ", params.max_tokens,
-                  " - 1, capped by max_model_len ", config_.max_model_len, ") need ", blocks,
-                  " blocks of ", bm_.block_size(), " tokens, more than max_blocks_per_seq ",
-                  bm_.max_blocks_per_seq());
-    DAY18_REQUIRE(
-        false, what, " can never fit: its ", max_kv, " KV positions (prompt ", prompt_len,
-        " + max_tokens ", params.max_tokens, " - 1, capped by max_model_len ",
-        config_.max_model_len, ") need ", blocks, " blocks of ", bm_.block_size(),
-        " tokens, but the GPU pool has ", bm_.num_gpu_blocks(), " blocks (", watermark_blocks_,
-        " kept free by the watermark); lower max_tokens or give the KV cache more memory");
+    const std::string limit =
+        blocks > bm_.max_blocks_per_seq()
+            ? detail::concat("more than max_blocks_per_seq ", bm_.max_blocks_per_seq())
+            : detail::concat("but the GPU pool has ", bm_.num_gpu_blocks(), " blocks (",
+                             watermark_blocks_, " kept free by the watermark)");
+    DAY18_REQUIRE(false, what, " can never fit: its ", max_kv, " KV positions (prompt ", prompt_len,
+                  " + max_tokens ", params.max_tokens, " - 1, capped by max_model_len ",
+                  config_.max_model_len, ") need ", blocks, " blocks of ", bm_.block_size(),
+                  " tokens, ", limit, "; lower max_tokens or give the KV cache more blocks");
   }
 
   auto seq = std::make_unique<Sequence>();
