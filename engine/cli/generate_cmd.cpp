@@ -103,8 +103,7 @@ int run_generate(const GenerateOptions& o) {
     computed += static_cast<int64_t>(pending.size());
     pending = {next};
   }
-  const double gen_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
 
   if (!o.quiet) {
     std::printf("model: %s (%s, %s)\n", model.config().describe().c_str(),
@@ -117,8 +116,8 @@ int run_generate(const GenerateOptions& o) {
     std::printf("\n");
   }
   if (!o.dump_logits.empty()) {
-    OwnedTensor prompt_t({P}, DType::i32, Storage::host), tokens_t({o.max_tokens}, DType::i32,
-                                                                    Storage::host);
+    OwnedTensor prompt_t({P}, DType::i32, Storage::host),
+        tokens_t({o.max_tokens}, DType::i32, Storage::host);
     std::copy(prompt.begin(), prompt.end(), prompt_t.ptr<int32_t>());
     std::copy(generated.begin(), generated.end(), tokens_t.ptr<int32_t>());
     write_safetensors(o.dump_logits,

@@ -15,9 +15,10 @@ ContiguousBatch make_contiguous_batch(const std::vector<SequenceChunk>& chunks, 
   int32_t row = 0;
   for (const SequenceChunk& c : chunks) {
     DAY18_REQUIRE(!c.tokens.empty(), "make_contiguous_batch: empty chunk");
-    DAY18_REQUIRE(c.padding || c.start_pos + int64_t(c.tokens.size()) <= blocks_per_seq * block_size,
-                  "make_contiguous_batch: sequence slot ", c.seq_slot, " needs ",
-                  c.start_pos + c.tokens.size(), " tokens, it owns ", blocks_per_seq * block_size);
+    DAY18_REQUIRE(
+        c.padding || c.start_pos + int64_t(c.tokens.size()) <= blocks_per_seq * block_size,
+        "make_contiguous_batch: sequence slot ", c.seq_slot, " needs ",
+        c.start_pos + c.tokens.size(), " tokens, it owns ", blocks_per_seq * block_size);
     for (size_t i = 0; i < c.tokens.size(); ++i) {
       const int64_t p = c.start_pos + int64_t(i);
       ids.push_back(c.tokens[i]);

@@ -39,7 +39,8 @@ size_t attention_workspace_bound(const ModelConfig& c, const RuntimeLimits& lim)
   const int64_t groups = H / hpb;
   int64_t tokens = lim.max_num_tokens;
   if (worst_v1_smem <= cuda::max_shared_bytes_per_block())
-    tokens = std::min(tokens, (8 * sms + groups - 1) / groups - 1);  // largest T with v1 grid < 8/SM
+    tokens =
+        std::min(tokens, (8 * sms + groups - 1) / groups - 1);  // largest T with v1 grid < 8/SM
   tokens = std::max<int64_t>(tokens, 1);
   PagedAttentionOptions o;
   o.version = PagedAttentionVersion::v2;
@@ -109,8 +110,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, LlamaWeights weights, DType dt
   DAY18_REQUIRE(emb.dtype() == dtype && emb.device() == device &&
                     weights_.layers.size() == static_cast<size_t>(config_.num_layers),
                 "LlamaModel: weights (", emb.describe(), ", ", weights_.layers.size(),
-                " layers) do not match dtype ", dtype_name(dtype), ", device ",
-                device_name(device), ", ", config_.num_layers, " layers");
+                " layers) do not match dtype ", dtype_name(dtype), ", device ", device_name(device),
+                ", ", config_.num_layers, " layers");
 
   const ModelConfig& c = config_;
   const int64_t T = limits_.max_num_tokens, S = limits_.max_num_seqs;
@@ -138,8 +139,8 @@ LlamaModel::LlamaModel(const ModelConfig& config, LlamaWeights weights, DType dt
   logits_ = OwnedTensor({S, c.vocab_size}, DType::f32, st);
   // The CPU backend computes attention directly and never touches a workspace.
   if (device == Device::cuda)
-    attn_workspace_ = OwnedTensor(
-        {static_cast<int64_t>(attention_workspace_bound(c, limits_))}, DType::u8, st);
+    attn_workspace_ =
+        OwnedTensor({static_cast<int64_t>(attention_workspace_bound(c, limits_))}, DType::u8, st);
   if (device == Device::cuda) DAY18_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
@@ -156,8 +157,8 @@ std::vector<Tensor> LlamaModel::key_caches() const {
   std::vector<Tensor> v;
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const Tensor layer = key_cache_.view().slice0(l, l + 1);
-    v.push_back(layer.view({limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size,
-                            config_.head_dim}));
+    v.push_back(layer.view(
+        {limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size, config_.head_dim}));
   }
   return v;
 }
@@ -166,17 +167,17 @@ std::vector<Tensor> LlamaModel::value_caches() const {
   std::vector<Tensor> v;
   for (int64_t l = 0; l < config_.num_layers; ++l) {
     const Tensor layer = value_cache_.view().slice0(l, l + 1);
-    v.push_back(layer.view({limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size,
-                            config_.head_dim}));
+    v.push_back(layer.view(
+        {limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size, config_.head_dim}));
   }
   return v;
 }
 
 void LlamaModel::validate_batch(const ForwardBatch& b) const {
   const std::pair<const Tensor*, const char*> all[] = {
-      {&b.token_ids, "batch.token_ids"},       {&b.positions, "batch.positions"},
-      {&b.slot_mapping, "batch.slot_mapping"}, {&b.seq_idx, "batch.seq_idx"},
-      {&b.context_lens, "batch.context_lens"}, {&b.block_tables, "batch.block_tables"},
+      {&b.token_ids, "batch.token_ids"},          {&b.positions, "batch.positions"},
+      {&b.slot_mapping, "batch.slot_mapping"},    {&b.seq_idx, "batch.seq_idx"},
+      {&b.context_lens, "batch.context_lens"},    {&b.block_tables, "batch.block_tables"},
       {&b.logits_indices, "batch.logits_indices"}};
   for (auto& [t, name] : all) {
     expect_defined(*t, name);
@@ -203,11 +204,12 @@ void LlamaModel::validate_batch(const ForwardBatch& b) const {
   const int64_t S = b.logits_indices.size(0);
   DAY18_REQUIRE(S >= 1 && S <= limits_.max_num_seqs, "batch: num_seqs = ", S,
                 " (logits_indices) outside [1, max_num_seqs = ", limits_.max_num_seqs, "]");
-  DAY18_REQUIRE(b.block_tables.size(0) <= limits_.max_num_seqs, "batch.block_tables: ",
-                b.block_tables.size(0), " rows, more than max_num_seqs = ", limits_.max_num_seqs);
+  DAY18_REQUIRE(b.block_tables.size(0) <= limits_.max_num_seqs,
+                "batch.block_tables: ", b.block_tables.size(0),
+                " rows, more than max_num_seqs = ", limits_.max_num_seqs);
   DAY18_REQUIRE(b.max_context_len >= 0 && b.max_context_len <= limits_.max_model_len,
-                "batch.max_context_len = ", b.max_context_len, " outside [0, max_model_len = ",
-                limits_.max_model_len, "]");
+                "batch.max_context_len = ", b.max_context_len,
+                " outside [0, max_model_len = ", limits_.max_model_len, "]");
   if (device_ == Device::cpu) {
     // Host tensors: the values are cheap to check (the CUDA path trusts its input batch).
     const int32_t* li = b.logits_indices.ptr<int32_t>();
@@ -249,8 +251,8 @@ void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, cudaStre
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   const int max_ctx = static_cast<int>(b.max_context_len);
   if (device_ == Device::cuda) {
-    const PagedAttentionPlan plan = plan_paged_attention(T, c.num_heads, c.num_kv_heads,
-                                                         c.head_dim, max_ctx, attn_options_);
+    const PagedAttentionPlan plan =
+        plan_paged_attention(T, c.num_heads, c.num_kv_heads, c.head_dim, max_ctx, attn_options_);
     DAY18_REQUIRE(plan.workspace_bytes <= attn_workspace_.nbytes(),
                   "LlamaModel: the PagedAttention plan needs ", plan.workspace_bytes,
                   " bytes of workspace, the model allocated ", attn_workspace_.nbytes(),

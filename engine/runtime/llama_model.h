@@ -1,7 +1,7 @@
 // LlamaModel: one forward step of a Llama-style decoder over a paged KV cache, on either backend.
 //
-//   LlamaModel model = LlamaModel::from_preset("tiny", DType::f32, Device::cpu, /*seed=*/0, limits);
-//   const Tensor& logits = model.forward(batch, stream);   // [num_seqs, vocab] f32
+//   LlamaModel model = LlamaModel::from_preset("tiny", DType::f32, Device::cpu, /*seed=*/0,
+//   limits); const Tensor& logits = model.forward(batch, stream);   // [num_seqs, vocab] f32
 //
 // The step, as the timeline shows it (NVTX ranges in brackets):
 //   [ModelExecutor]

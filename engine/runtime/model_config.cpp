@@ -33,8 +33,10 @@ void require_default_rope(const json& r, const std::string& key, const std::stri
   if (r.is_null()) return;
   DAY18_REQUIRE(r.is_object(), what, ": '", key, "' must be an object or null, got ", r.dump());
   std::string type = "default";
-  if (r.contains("rope_type") && r["rope_type"].is_string()) type = r["rope_type"];
-  else if (r.contains("type") && r["type"].is_string()) type = r["type"];
+  if (r.contains("rope_type") && r["rope_type"].is_string())
+    type = r["rope_type"];
+  else if (r.contains("type") && r["type"].is_string())
+    type = r["type"];
   DAY18_REQUIRE(type == "default", what, ": ", key, ".rope_type = '", type,
                 "' is not supported (only plain RoPE, rope_type 'default')");
 }
@@ -109,7 +111,9 @@ ModelConfig ModelConfig::from_json_file(const std::string& path) {
   return from_json_string(ss.str(), path);
 }
 
-std::vector<std::string> ModelConfig::preset_names() { return {"tiny", "llama-1b", "llama-8b"}; }
+std::vector<std::string> ModelConfig::preset_names() {
+  return {"tiny", "llama-1b", "llama-8b"};
+}
 
 ModelConfig ModelConfig::preset(const std::string& name) {
   ModelConfig c;
@@ -190,10 +194,10 @@ void ModelConfig::validate(const std::string& what) const {
 }
 
 int64_t ModelConfig::num_parameters() const {
-  const int64_t per_layer = qkv_size() * hidden_size          // q/k/v projections
-                            + hidden_size * q_size()          // o_proj
+  const int64_t per_layer = qkv_size() * hidden_size               // q/k/v projections
+                            + hidden_size * q_size()               // o_proj
                             + 3 * intermediate_size * hidden_size  // gate, up, down
-                            + 2 * hidden_size;                // two RMSNorm weights
+                            + 2 * hidden_size;                     // two RMSNorm weights
   return vocab_size * hidden_size * (tie_word_embeddings ? 1 : 2) + num_layers * per_layer +
          hidden_size;
 }
@@ -223,9 +227,10 @@ void RuntimeLimits::validate(const ModelConfig& config) const {
                 config.max_position, "], got ", max_model_len);
   DAY18_REQUIRE(kv.block_size == 8 || kv.block_size == 16 || kv.block_size == 32,
                 "RuntimeLimits: kv.block_size must be 8, 16 or 32, got ", kv.block_size);
-  DAY18_REQUIRE(kv.num_blocks >= max_blocks_per_seq(), "RuntimeLimits: kv.num_blocks = ",
-                kv.num_blocks, " cannot hold even one sequence of max_model_len = ", max_model_len,
-                " (needs ", max_blocks_per_seq(), " blocks of ", kv.block_size, ")");
+  DAY18_REQUIRE(kv.num_blocks >= max_blocks_per_seq(),
+                "RuntimeLimits: kv.num_blocks = ", kv.num_blocks,
+                " cannot hold even one sequence of max_model_len = ", max_model_len, " (needs ",
+                max_blocks_per_seq(), " blocks of ", kv.block_size, ")");
   DAY18_REQUIRE(kv.num_blocks < (int64_t(1) << 31) / kv.block_size,
                 "RuntimeLimits: kv.num_blocks = ", kv.num_blocks, " too large for int32 block ids");
 }

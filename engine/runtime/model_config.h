@@ -24,7 +24,7 @@ struct ModelConfig {
   int64_t head_dim = 0;           // D (config.json may omit it: hidden_size / num_heads)
   int64_t num_layers = 0;
   int64_t vocab_size = 0;
-  int64_t max_position = 0;       // max_position_embeddings: rows of the RoPE cos/sin table
+  int64_t max_position = 0;  // max_position_embeddings: rows of the RoPE cos/sin table
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;
   bool tie_word_embeddings = false;  // LM head reuses the embedding table
@@ -75,13 +75,13 @@ struct RuntimeLimits {
 // One step's inputs, all on the model's device. Built by the input batch (or by
 // make_contiguous_batch for tests and `day18 generate`).
 struct ForwardBatch {
-  Tensor token_ids;         // [num_tokens] i32
-  Tensor positions;         // [num_tokens] i64: position of the token in its sequence
-  Tensor slot_mapping;      // [num_tokens] i64: KV-cache slot (block * block_size + offset); -1 = pad
-  Tensor seq_idx;           // [num_tokens] i32: row of block_tables
-  Tensor context_lens;      // [num_tokens] i32: keys this token attends to (0 = padding token)
-  Tensor block_tables;      // [num_seqs, max_blocks_per_seq] i32
-  Tensor logits_indices;    // [num_seqs] i32: the token whose hidden state feeds the LM head
+  Tensor token_ids;       // [num_tokens] i32
+  Tensor positions;       // [num_tokens] i64: position of the token in its sequence
+  Tensor slot_mapping;    // [num_tokens] i64: KV-cache slot (block * block_size + offset); -1 = pad
+  Tensor seq_idx;         // [num_tokens] i32: row of block_tables
+  Tensor context_lens;    // [num_tokens] i32: keys this token attends to (0 = padding token)
+  Tensor block_tables;    // [num_seqs, max_blocks_per_seq] i32
+  Tensor logits_indices;  // [num_seqs] i32: the token whose hidden state feeds the LM head
   int64_t max_context_len = 0;  // host value, >= every context_lens entry
 
   int64_t num_tokens() const { return token_ids.defined() ? token_ids.numel() : 0; }

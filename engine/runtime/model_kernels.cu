@@ -28,8 +28,8 @@ template <typename T>
 __host__ __device__ inline T random_value(uint64_t key, int64_t i, double mean, double scale) {
   const uint64_t a = mix64(key + (2 * uint64_t(i) + 1) * 0x9E3779B97F4A7C15ull);
   const uint64_t b = mix64(key + (2 * uint64_t(i) + 2) * 0x9E3779B97F4A7C15ull);
-  const int64_t s = int64_t(a >> 40) + int64_t((a >> 16) & k24) + int64_t(b >> 40) +
-                    int64_t((b >> 16) & k24);
+  const int64_t s =
+      int64_t(a >> 40) + int64_t((a >> 16) & k24) + int64_t(b >> 40) + int64_t((b >> 16) & k24);
   const double z = double(2 * s - 4 * k24) * scale;
 #ifdef __CUDA_ARCH__
   const double v = __dadd_rn(z, mean);
@@ -40,8 +40,8 @@ __host__ __device__ inline T random_value(uint64_t key, int64_t i, double mean, 
 }
 
 template <typename T>
-__global__ void fill_random_normal_kernel(T* __restrict__ out, int64_t n, uint64_t key,
-                                          double mean, double scale) {
+__global__ void fill_random_normal_kernel(T* __restrict__ out, int64_t n, uint64_t key, double mean,
+                                          double scale) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x)
     out[i] = random_value<T>(key, i, mean, scale);
@@ -85,9 +85,9 @@ void fill_random_normal(const Tensor& t, uint64_t seed, uint64_t tensor_id, doub
     auto work = [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) out[i] = random_value<T>(key, i, mean, scale);
     };
-    const int64_t workers =
-        n < (int64_t(1) << 20) ? 1
-                               : std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 16);
+    const int64_t workers = n < (int64_t(1) << 20)
+                                ? 1
+                                : std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, 16);
     if (workers == 1) return work(0, n);
     std::vector<std::thread> pool;
     const int64_t chunk = (n + workers - 1) / workers;

@@ -16,13 +16,13 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr double kInitStd = 0.02;   // HF's initializer_range for Llama
+constexpr double kInitStd = 0.02;    // HF's initializer_range for Llama
 constexpr double kNormNoise = 0.05;  // RMSNorm weights: 1 + normal(0, 0.05)
 
 struct Entry {
-  std::string name;             // Hugging Face tensor name
-  std::vector<int64_t> shape;   // its shape in the checkpoint
-  Tensor dst;                   // where it goes (a row slice of a fused matrix); empty w/o weights
+  std::string name;            // Hugging Face tensor name
+  std::vector<int64_t> shape;  // its shape in the checkpoint
+  Tensor dst;                  // where it goes (a row slice of a fused matrix); empty w/o weights
 };
 
 // Every checkpoint tensor of `c` and its destination in `w` (if given).
@@ -33,7 +33,8 @@ std::vector<Entry> entries(const ModelConfig& c, const LlamaWeights* w) {
     return end < 0 ? t.view() : t.view().slice0(begin, end);
   };
   const int64_t H = c.hidden_size, I = c.intermediate_size, q = c.q_size(), kv = c.kv_size();
-  e.push_back({"model.embed_tokens.weight", {c.vocab_size, H}, w ? dst(w->embed_tokens) : Tensor{}});
+  e.push_back(
+      {"model.embed_tokens.weight", {c.vocab_size, H}, w ? dst(w->embed_tokens) : Tensor{}});
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     const LayerWeights* L = w ? &w->layers[l] : nullptr;
@@ -116,7 +117,8 @@ std::map<std::string, Location> read_header(const std::string& path) {
       loc.shape.push_back(d.get<int64_t>());
       numel *= d.get<uint64_t>();
     }
-    const uint64_t b = v["data_offsets"][0].get<uint64_t>(), e = v["data_offsets"][1].get<uint64_t>();
+    const uint64_t b = v["data_offsets"][0].get<uint64_t>(),
+                   e = v["data_offsets"][1].get<uint64_t>();
     DAY18_REQUIRE(b <= e && e - b == numel * dtype_size(loc.dtype) && data_begin + e <= size, path,
                   ": tensor '", name, "': data_offsets [", b, ", ", e, "] do not match its shape ",
                   shape_string(loc.shape), " ", dt, " or the file size ", size);
@@ -162,8 +164,8 @@ std::map<std::string, Location> index_folder(const std::string& dir) {
     auto it = all.find(name);
     DAY18_REQUIRE(it != all.end(), index.string(), ": tensor '", name, "' is mapped to ", shard,
                   " but that file does not contain it");
-    DAY18_REQUIRE(fs::path(it->second.file).filename() == shard, index.string(), ": tensor '",
-                  name, "' is mapped to ", shard, " but found in ", it->second.file);
+    DAY18_REQUIRE(fs::path(it->second.file).filename() == shard, index.string(), ": tensor '", name,
+                  "' is mapped to ", shard, " but found in ", it->second.file);
   }
   return all;
 }
@@ -222,8 +224,7 @@ LlamaWeights LlamaWeights::allocate(const ModelConfig& c, DType dtype, Storage s
 }
 
 LlamaWeights LlamaWeights::random(const ModelConfig& c, DType dtype, Device device, uint64_t seed) {
-  LlamaWeights w =
-      allocate(c, dtype, device == Device::cuda ? Storage::device : Storage::host);
+  LlamaWeights w = allocate(c, dtype, device == Device::cuda ? Storage::device : Storage::host);
   // One id per weight tensor (the fused matrices are filled as a whole).
   uint64_t id = 0;
   auto linear = [&](const OwnedTensor& t) { fill_random_normal(t, seed, id++, 0.0, kInitStd); };
@@ -252,8 +253,8 @@ LlamaWeights LlamaWeights::load_folder(const std::string& dir, const ModelConfig
   for (const Entry& e : expected) {
     names.insert(e.name);
     auto it = found.find(e.name);
-    DAY18_REQUIRE(it != found.end(), dir, ": missing tensor '", e.name, "' (config ",
-                  c.describe(), ")");
+    DAY18_REQUIRE(it != found.end(), dir, ": missing tensor '", e.name, "' (config ", c.describe(),
+                  ")");
     DAY18_REQUIRE(is_floating(it->second.dtype), it->second.file, ": tensor '", e.name,
                   "' has dtype ", dtype_name(it->second.dtype), ", expected a floating type");
     DAY18_REQUIRE(it->second.shape == e.shape, it->second.file, ": tensor '", e.name,
@@ -271,8 +272,7 @@ LlamaWeights LlamaWeights::load_folder(const std::string& dir, const ModelConfig
   }
 
   // 2. Allocate, then read tensor by tensor through one host staging buffer.
-  LlamaWeights w =
-      allocate(c, dtype, device == Device::cuda ? Storage::device : Storage::host);
+  LlamaWeights w = allocate(c, dtype, device == Device::cuda ? Storage::device : Storage::host);
   std::map<std::string, std::ifstream> files;
   std::vector<char> raw;
   for (const Entry& e : entries(c, &w)) {

@@ -145,8 +145,8 @@ struct RefLlama {
         for (int64_t i = 0; i < HD; ++i) x[i] += d[i];
       }
       const auto f = rms_norm(x, "model.norm.weight");
-      out.push_back(matvec(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight",
-                           f));
+      out.push_back(
+          matvec(c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight", f));
     }
     return out;
   }
@@ -185,8 +185,7 @@ fs::path write_folder(const std::string& name, const std::string& config, const 
     const bool first = i++ % 2 == 0;
     (first ? a : b).emplace(k, v.view());
     map += (map.empty() ? "" : ", ") + ("\"" + k + "\": \"") +
-           (first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors") +
-           "\"";
+           (first ? "model-00001-of-00002.safetensors" : "model-00002-of-00002.safetensors") + "\"";
   }
   write_safetensors((dir / "model-00001-of-00002.safetensors").string(), a);
   write_safetensors((dir / "model-00002-of-00002.safetensors").string(), b);
@@ -308,8 +307,8 @@ TEST(ModelConfig, InconsistentHeadDimIsRejected) {
   const std::string j = R"({"hidden_size": 250, "intermediate_size": 512,
     "num_attention_heads": 4, "num_hidden_layers": 1, "vocab_size": 100,
     "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0})";
-  EXPECT_THROW_WITH(ModelConfig::from_json_string(j, "config.json"), InvalidArgument,
-                    "no head_dim", "hidden_size = 250", "num_attention_heads = 4");
+  EXPECT_THROW_WITH(ModelConfig::from_json_string(j, "config.json"), InvalidArgument, "no head_dim",
+                    "hidden_size = 250", "num_attention_heads = 4");
   // A head_dim PagedAttention has no kernel for.
   std::string k = config_json();
   k.replace(k.find("\"head_dim\": 64"), 14, "\"head_dim\": 48");
@@ -327,10 +326,9 @@ TEST(ModelConfig, UnsupportedVariantsAreRejected) {
   r.replace(r.find("\"rope_type\": \"default\""), 22, "\"rope_type\": \"llama3\"");
   EXPECT_THROW_WITH(ModelConfig::from_json_string(r, "config.json"), InvalidArgument,
                     "rope_type = 'llama3'");
-  EXPECT_THROW_WITH(
-      ModelConfig::from_json_string(config_json("\"rope_scaling\": {\"type\": \"linear\"}, "),
-                                    "config.json"),
-      InvalidArgument, "rope_scaling.rope_type = 'linear'");
+  EXPECT_THROW_WITH(ModelConfig::from_json_string(
+                        config_json("\"rope_scaling\": {\"type\": \"linear\"}, "), "config.json"),
+                    InvalidArgument, "rope_scaling.rope_type = 'linear'");
   std::string b = config_json();
   b.replace(b.find("\"attention_bias\": false"), 23, "\"attention_bias\": true");
   EXPECT_THROW_WITH(ModelConfig::from_json_string(b, "config.json"), InvalidArgument,
@@ -436,11 +434,12 @@ TEST_F(ModelFolder, FusedMatricesStackTheProjectionsRows) {
   LlamaModel m = LlamaModel::from_folder(dir.string(), DType::f32, Device::cpu, small_limits());
   const Tensor& qkv = m.weights().layers[1].qkv_proj.view();
   const int64_t H = config.hidden_size, q = config.q_size(), kv = config.kv_size();
-  EXPECT_CLOSE(qkv.slice0(0, q), w.at("model.layers.1.self_attn.q_proj.weight").view(), Tolerance{});
+  EXPECT_CLOSE(qkv.slice0(0, q), w.at("model.layers.1.self_attn.q_proj.weight").view(),
+               Tolerance{});
   EXPECT_CLOSE(qkv.slice0(q, q + kv), w.at("model.layers.1.self_attn.k_proj.weight").view(),
                Tolerance{});
-  EXPECT_CLOSE(qkv.slice0(q + kv, q + 2 * kv), w.at("model.layers.1.self_attn.v_proj.weight").view(),
-               Tolerance{});
+  EXPECT_CLOSE(qkv.slice0(q + kv, q + 2 * kv),
+               w.at("model.layers.1.self_attn.v_proj.weight").view(), Tolerance{});
   const Tensor& gu = m.weights().layers[1].gate_up_proj.view();
   const int64_t I = config.intermediate_size;
   EXPECT_CLOSE(gu.slice0(0, I), w.at("model.layers.1.mlp.gate_proj.weight").view(), Tolerance{});
@@ -485,8 +484,8 @@ TEST_F(ModelFolder, WrongShapeIsNamedWithBothShapes) {
   bad["model.layers.0.self_attn.k_proj.weight"] = rng.normal_tensor({128, 128}, DType::f32, 0, 1);
   const fs::path dir = write_folder("shape", config_json(), bad);
   EXPECT_THROW_WITH(LlamaModel::from_folder(dir.string(), DType::f32, Device::cpu, small_limits()),
-                    InvalidArgument, "model.safetensors", "'model.layers.0.self_attn.k_proj.weight'",
-                    "[128, 128]", "[64, 128]");
+                    InvalidArgument, "model.safetensors",
+                    "'model.layers.0.self_attn.k_proj.weight'", "[128, 128]", "[64, 128]");
 }
 
 TEST_F(ModelFolder, UnexpectedTensorIsNamed) {
@@ -548,7 +547,8 @@ TEST(LlamaModelCpu, SameSeedSameWeightsOtherSeedOtherWeights) {
   LlamaModel c = LlamaModel::from_preset("tiny", DType::f32, Device::cpu, 6, small_limits());
   EXPECT_CLOSE(a.weights().layers[0].qkv_proj.view(), b.weights().layers[0].qkv_proj.view(),
                Tolerance{});
-  EXPECT_NE(host_get(a.weights().embed_tokens.view(), 0), host_get(c.weights().embed_tokens.view(), 0));
+  EXPECT_NE(host_get(a.weights().embed_tokens.view(), 0),
+            host_get(c.weights().embed_tokens.view(), 0));
   // HF-like statistics: linear weights ~ N(0, 0.02), norms ~ 1.
   const Tensor& e = a.weights().embed_tokens.view();
   double s = 0, ss = 0;
@@ -666,7 +666,8 @@ TEST(LlamaModelCpu, BadBatchIsRejectedNamingTheField) {
   LlamaModel m = LlamaModel::from_preset("tiny", DType::f32, Device::cpu, 0, l);
   std::vector<int32_t> many(17, 1);
   ContiguousBatch big = make_contiguous_batch({{many, 0, 0, false}}, 16, 4, Device::cpu);
-  EXPECT_THROW_WITH(m.forward(big.batch), InvalidArgument, "num_tokens = 17", "max_num_tokens = 16");
+  EXPECT_THROW_WITH(m.forward(big.batch), InvalidArgument, "num_tokens = 17",
+                    "max_num_tokens = 16");
   ContiguousBatch ok = make_contiguous_batch({{{1, 2}, 0, 0, false}}, 16, 4, Device::cpu);
   ForwardBatch b = ok.batch;
   b.positions = Tensor(b.positions.data(), DType::i32, {2}, Device::cpu);
@@ -702,7 +703,8 @@ struct Comparison {
   int first_divergence = -1;
 };
 Comparison compare_backends(LlamaModel& gpu, LlamaModel& cpu, int steps, bool teacher_force) {
-  const std::vector<std::vector<int32_t>> prompts = {{1, 17, 300, 42, 7}, {9}, {500, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}};
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 17, 300, 42, 7}, {9}, {500, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2}};
   Driver g = make_driver(gpu, prompts), c = make_driver(cpu, prompts);
   Stream stream;
   Comparison r;
