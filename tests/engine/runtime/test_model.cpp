@@ -393,7 +393,7 @@ class ModelFolder : public ::testing::Test {
   std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46};
 };
 
-// Prefill of the prompt vs the double-precision Llama, at every... last position, plus 3 decode
+// Prefill of the prompt vs the double-precision Llama at its last position, plus 3 decode
 // steps (each compared with the reference's logits at that position).
 void expect_matches_reference(LlamaModel& m, const ModelConfig& c, const HfTensors& w,
                               const std::vector<int32_t>& prompt, double tol) {
