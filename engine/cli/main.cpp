@@ -2,6 +2,7 @@
 //   day18 tour                      guided run of the Day 18 kernels (GPU, or CPU backend)
 //   day18 kernel <op> --in a.safetensors --out b.safetensors --device cpu|cuda
 //   day18 kernel --list [--markdown]
+//   day18 generate --model <hf folder> | --preset tiny --prompt-ids 1,2,3 --max-tokens 16
 #include <cstdio>
 #include <exception>
 
@@ -13,10 +14,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   day18::cli::Runner tour = day18::cli::add_tour_command(app);
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
+  day18::cli::Runner generate = day18::cli::add_generate_command(app);
   CLI11_PARSE(app, argc, argv);
   try {
     if (app.got_subcommand("tour")) return tour();
     if (app.got_subcommand("kernel")) return kernel();
+    if (app.got_subcommand("generate")) return generate();
   } catch (const day18::Error& e) {
     std::fprintf(stderr, "day18: error: %s\n", e.what());
     return 2;

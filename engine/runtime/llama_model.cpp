@@ -1,0 +1,326 @@
+#include "engine/runtime/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "engine/core/nvtx.h"
+#include "engine/kernels/paged_attention.h"
+#include "engine/ops/activation.h"
+#include "engine/ops/cache.h"
+#include "engine/ops/embedding.h"
+#include "engine/ops/layernorm.h"
+#include "engine/ops/linear.h"
+#include "engine/ops/rotary.h"
+#include "engine/runtime/model_kernels.h"
+
+namespace day18 {
+namespace {
+
+// The largest PagedAttention v2 workspace any batch within the limits can need.
+//
+// plan_paged_attention picks v2 only when v1's shared memory cannot hold the context's logits, or
+// when the v1 grid is small (num_tokens * num_heads / heads_per_block < 8 blocks per SM); its
+// automatic partition size is never below 128 tokens. The v2 workspace grows with num_tokens and
+// with the number of partitions, so the worst case is the largest num_tokens that can still pick
+// v2, at max_model_len, cut into 128-token partitions. That bounds a few MB for decode batches
+// instead of sizing for max_num_tokens x max_model_len (GBs for a long prefill), which v1 serves.
+size_t attention_workspace_bound(const ModelConfig& c, const RuntimeLimits& lim) {
+  const int H = static_cast<int>(c.num_heads), KV = static_cast<int>(c.num_kv_heads);
+  const int D = static_cast<int>(c.head_dim), ctx = static_cast<int>(lim.max_model_len);
+  const int hpb = cuda::paged_attention_heads_per_block(H, KV);
+  size_t worst_v1_smem = 0;
+  for (int threads : cuda::kPagedAttentionThreadCounts)
+    worst_v1_smem =
+        std::max(worst_v1_smem, cuda::paged_attention_shared_bytes(hpb, D, threads, ctx));
+  // More SMs than this GPU reports would only make the bound larger: take at least an H100's.
+  const int64_t sms = std::max(cuda::sm_count(), 132);
+  const int64_t groups = H / hpb;
+  int64_t tokens = lim.max_num_tokens;
+  if (worst_v1_smem <= cuda::max_shared_bytes_per_block())
+    tokens =
+        std::min(tokens, (8 * sms + groups - 1) / groups - 1);  // largest T with v1 grid < 8/SM
+  tokens = std::max<int64_t>(tokens, 1);
+  PagedAttentionOptions o;
+  o.version = PagedAttentionVersion::v2;
+  o.partition_size = 128;
+  return plan_paged_attention(tokens, H, KV, D, ctx, o).workspace_bytes;
+}
+
+void zero(const OwnedTensor& t) {
+  if (t.nbytes() == 0) return;
+  if (t.storage() == Storage::device)
+    DAY18_CUDA_CHECK(cudaMemset(t.data(), 0, t.nbytes()));
+  else
+    std::memset(t.data(), 0, t.nbytes());
+}
+
+// A [rows, cols] view of columns [col, col + cols) of a contiguous 2-D tensor, reshaped to
+// [rows, heads, head_dim] (the q, k or v part of the fused qkv output).
+Tensor column_block(const Tensor& m, int64_t rows, int64_t col, int64_t heads, int64_t head_dim) {
+  const int64_t ld = m.size(1);
+  void* p = static_cast<char*>(m.data()) + col * dtype_size(m.dtype());
+  return Tensor(p, m.dtype(), {rows, heads, head_dim}, {ld, head_dim, 1}, m.device());
+}
+
+}  // namespace
+
+LlamaModel LlamaModel::from_preset(const std::string& name, DType dtype, Device device,
+                                   uint64_t seed, const RuntimeLimits& limits) {
+  return from_config(ModelConfig::preset(name), dtype, device, seed, limits);
+}
+
+LlamaModel LlamaModel::from_config(const ModelConfig& config, DType dtype, Device device,
+                                   uint64_t seed, const RuntimeLimits& limits) {
+  config.validate(config.name);
+  limits.validate(config);
+  if (device == Device::cuda)
+    DAY18_REQUIRE(cuda_available(), "LlamaModel: device cuda but ", cuda_unavailable_reason());
+  return LlamaModel(config, LlamaWeights::random(config, dtype, device, seed), dtype, device,
+                    limits);
+}
+
+LlamaModel LlamaModel::from_folder(const std::string& dir, DType dtype, Device device,
+                                   const RuntimeLimits& limits) {
+  DAY18_REQUIRE(std::filesystem::is_directory(dir), dir, ": not a model folder (does not exist)");
+  ModelConfig config =
+      ModelConfig::from_json_file((std::filesystem::path(dir) / "config.json").string());
+  config.name = std::filesystem::path(dir).filename().string();
+  limits.validate(config);
+  if (device == Device::cuda)
+    DAY18_REQUIRE(cuda_available(), "LlamaModel: device cuda but ", cuda_unavailable_reason());
+  return LlamaModel(config, LlamaWeights::load_folder(dir, config, dtype, device), dtype, device,
+                    limits);
+}
+
+LlamaModel::LlamaModel(const ModelConfig& config, LlamaWeights weights, DType dtype, Device device,
+                       const RuntimeLimits& limits)
+    : config_(config),
+      dtype_(dtype),
+      device_(device),
+      limits_(limits),
+      weights_(std::move(weights)) {
+  config_.validate(config_.name);
+  limits_.validate(config_);
+  DAY18_REQUIRE(is_floating(dtype), "LlamaModel: dtype must be float32, float16 or bfloat16, got ",
+                dtype_name(dtype));
+  const Storage st = device == Device::cuda ? Storage::device : Storage::host;
+  const Tensor& emb = weights_.embed_tokens.view();
+  DAY18_REQUIRE(emb.dtype() == dtype && emb.device() == device &&
+                    weights_.layers.size() == static_cast<size_t>(config_.num_layers),
+                "LlamaModel: weights (", emb.describe(), ", ", weights_.layers.size(),
+                " layers) do not match dtype ", dtype_name(dtype), ", device ", device_name(device),
+                ", ", config_.num_layers, " layers");
+
+  const ModelConfig& c = config_;
+  const int64_t T = limits_.max_num_tokens, S = limits_.max_num_seqs;
+  cos_sin_cache_ = make_cos_sin_cache(limits_.max_model_len, c.head_dim, c.rope_theta, dtype, st);
+
+  const std::vector<int64_t> cache_shape = {c.num_layers, limits_.kv.num_blocks, c.num_kv_heads,
+                                            limits_.kv.block_size, c.head_dim};
+  key_cache_ = OwnedTensor(cache_shape, dtype, st);
+  value_cache_ = OwnedTensor(cache_shape, dtype, st);
+  // Never read before written (context_lens bounds every read), but zeros keep a stale-NaN bug in
+  // a kernel from hiding behind garbage and make runs reproducible.
+  zero(key_cache_);
+  zero(value_cache_);
+
+  residual_ = OwnedTensor({T, c.hidden_size}, dtype, st);
+  hidden_ = OwnedTensor({T, c.hidden_size}, dtype, st);
+  qkv_ = OwnedTensor({T, c.qkv_size()}, dtype, st);
+  query_ = OwnedTensor({T, c.num_heads, c.head_dim}, dtype, st);
+  attn_out_ = OwnedTensor({T, c.num_heads, c.head_dim}, dtype, st);
+  gate_up_ = OwnedTensor({T, 2 * c.intermediate_size}, dtype, st);
+  act_ = OwnedTensor({T, c.intermediate_size}, dtype, st);
+  last_hidden_ = OwnedTensor({S, c.hidden_size}, dtype, st);
+  last_residual_ = OwnedTensor({S, c.hidden_size}, dtype, st);
+  if (dtype != DType::f32) logits_dtype_ = OwnedTensor({S, c.vocab_size}, dtype, st);
+  logits_ = OwnedTensor({S, c.vocab_size}, DType::f32, st);
+  // The CPU backend computes attention directly and never touches a workspace.
+  if (device == Device::cuda)
+    attn_workspace_ =
+        OwnedTensor({static_cast<int64_t>(attention_workspace_bound(c, limits_))}, DType::u8, st);
+  if (device == Device::cuda) DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+size_t LlamaModel::scratch_bytes() const {
+  size_t b = 0;
+  for (const OwnedTensor* t :
+       {&cos_sin_cache_, &residual_, &hidden_, &qkv_, &query_, &attn_out_, &gate_up_, &act_,
+        &last_hidden_, &last_residual_, &logits_dtype_, &logits_, &attn_workspace_})
+    b += t->data() ? t->nbytes() : 0;  // a default OwnedTensor is an empty scalar view
+  return b;
+}
+
+std::vector<Tensor> LlamaModel::key_caches() const {
+  std::vector<Tensor> v;
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    const Tensor layer = key_cache_.view().slice0(l, l + 1);
+    v.push_back(layer.view(
+        {limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size, config_.head_dim}));
+  }
+  return v;
+}
+
+std::vector<Tensor> LlamaModel::value_caches() const {
+  std::vector<Tensor> v;
+  for (int64_t l = 0; l < config_.num_layers; ++l) {
+    const Tensor layer = value_cache_.view().slice0(l, l + 1);
+    v.push_back(layer.view(
+        {limits_.kv.num_blocks, config_.num_kv_heads, limits_.kv.block_size, config_.head_dim}));
+  }
+  return v;
+}
+
+void LlamaModel::validate_batch(const ForwardBatch& b) const {
+  const std::pair<const Tensor*, const char*> all[] = {
+      {&b.token_ids, "batch.token_ids"},          {&b.positions, "batch.positions"},
+      {&b.slot_mapping, "batch.slot_mapping"},    {&b.seq_idx, "batch.seq_idx"},
+      {&b.context_lens, "batch.context_lens"},    {&b.block_tables, "batch.block_tables"},
+      {&b.logits_indices, "batch.logits_indices"}};
+  for (auto& [t, name] : all) {
+    expect_defined(*t, name);
+    expect_device(*t, name, device_);
+    expect_contiguous(*t, name);
+  }
+  expect_dtype(b.token_ids, "batch.token_ids", DType::i32);
+  expect_dtype(b.positions, "batch.positions", DType::i64);
+  expect_dtype(b.slot_mapping, "batch.slot_mapping", DType::i64);
+  expect_dtype(b.seq_idx, "batch.seq_idx", DType::i32);
+  expect_dtype(b.context_lens, "batch.context_lens", DType::i32);
+  expect_dtype(b.block_tables, "batch.block_tables", DType::i32);
+  expect_dtype(b.logits_indices, "batch.logits_indices", DType::i32);
+  expect_dim(b.token_ids, "batch.token_ids", 1);
+  const int64_t T = b.token_ids.size(0);
+  DAY18_REQUIRE(T >= 1 && T <= limits_.max_num_tokens, "batch: num_tokens = ", T,
+                " outside [1, max_num_tokens = ", limits_.max_num_tokens, "]");
+  expect_shape(b.positions, "batch.positions", {T});
+  expect_shape(b.slot_mapping, "batch.slot_mapping", {T});
+  expect_shape(b.seq_idx, "batch.seq_idx", {T});
+  expect_shape(b.context_lens, "batch.context_lens", {T});
+  expect_dim(b.block_tables, "batch.block_tables", 2);
+  expect_dim(b.logits_indices, "batch.logits_indices", 1);
+  const int64_t S = b.logits_indices.size(0);
+  DAY18_REQUIRE(S >= 1 && S <= limits_.max_num_seqs, "batch: num_seqs = ", S,
+                " (logits_indices) outside [1, max_num_seqs = ", limits_.max_num_seqs, "]");
+  DAY18_REQUIRE(b.block_tables.size(0) <= limits_.max_num_seqs,
+                "batch.block_tables: ", b.block_tables.size(0),
+                " rows, more than max_num_seqs = ", limits_.max_num_seqs);
+  DAY18_REQUIRE(b.max_context_len >= 0 && b.max_context_len <= limits_.max_model_len,
+                "batch.max_context_len = ", b.max_context_len,
+                " outside [0, max_model_len = ", limits_.max_model_len, "]");
+  if (device_ == Device::cpu) {
+    // Host tensors: the values are cheap to check (the CUDA path trusts its input batch).
+    const int32_t* li = b.logits_indices.ptr<int32_t>();
+    for (int64_t s = 0; s < S; ++s)
+      DAY18_REQUIRE(li[s] >= 0 && li[s] < T, "batch.logits_indices[", s, "] = ", li[s],
+                    " outside [0, num_tokens = ", T, ")");
+    const int64_t* pos = b.positions.ptr<int64_t>();
+    for (int64_t t = 0; t < T; ++t)
+      DAY18_REQUIRE(pos[t] >= 0 && pos[t] < limits_.max_model_len, "batch.positions[", t,
+                    "] = ", pos[t], " outside [0, max_model_len = ", limits_.max_model_len, ")");
+  }
+}
+
+void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, cudaStream_t stream) {
+  DAY18_NVTX_RANGE("Attention");
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[l];
+  const Tensor hidden = hidden_.view().slice0(0, T);
+  const Tensor qkv = qkv_.view().slice0(0, T);
+  linear(qkv, hidden, w.qkv_proj, stream);
+
+  const Tensor q = column_block(qkv, T, 0, c.num_heads, c.head_dim);
+  const Tensor k = column_block(qkv, T, c.q_size(), c.num_kv_heads, c.head_dim);
+  const Tensor v = column_block(qkv, T, c.q_size() + c.kv_size(), c.num_kv_heads, c.head_dim);
+  rotary_embedding(b.positions, q, k, cos_sin_cache_, c.head_dim, /*is_neox=*/true,
+                   /*check_positions=*/false, stream);
+
+  const Tensor key_cache = key_cache_.view().slice0(l, l + 1).view(
+      {limits_.kv.num_blocks, c.num_kv_heads, limits_.kv.block_size, c.head_dim});
+  const Tensor value_cache = value_cache_.view().slice0(l, l + 1).view(
+      {limits_.kv.num_blocks, c.num_kv_heads, limits_.kv.block_size, c.head_dim});
+  reshape_and_cache(k, v, key_cache, value_cache, b.slot_mapping, /*check_slots=*/false, stream);
+
+  // PagedAttention reads a packed [T, H, D] query; q is a strided view into qkv.
+  const Tensor query = query_.view().slice0(0, T);
+  copy_rows(query.view({T, c.q_size()}),
+            Tensor(q.data(), dtype_, {T, c.q_size()}, {c.qkv_size(), 1}, device_), stream);
+  const Tensor attn = attn_out_.view().slice0(0, T);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  const int max_ctx = static_cast<int>(b.max_context_len);
+  if (device_ == Device::cuda) {
+    const PagedAttentionPlan plan =
+        plan_paged_attention(T, c.num_heads, c.num_kv_heads, c.head_dim, max_ctx, attn_options_);
+    DAY18_REQUIRE(plan.workspace_bytes <= attn_workspace_.nbytes(),
+                  "LlamaModel: the PagedAttention plan needs ", plan.workspace_bytes,
+                  " bytes of workspace, the model allocated ", attn_workspace_.nbytes(),
+                  " (attention_options() forces a smaller partition than the bound assumes)");
+  }
+  paged_attention(attn, query, key_cache, value_cache, b.block_tables, b.seq_idx, b.context_lens,
+                  scale, max_ctx, device_ == Device::cuda ? attn_workspace_.view() : Tensor(),
+                  attn_options_, stream);
+  linear(hidden, attn.view({T, c.q_size()}), w.o_proj, stream);
+}
+
+void LlamaModel::mlp(int64_t l, int64_t T, cudaStream_t stream) {
+  DAY18_NVTX_RANGE("MLP");
+  const LayerWeights& w = weights_.layers[l];
+  const Tensor hidden = hidden_.view().slice0(0, T);
+  const Tensor gate_up = gate_up_.view().slice0(0, T);
+  const Tensor act = act_.view().slice0(0, T);
+  linear(gate_up, hidden, w.gate_up_proj, stream);
+  silu_and_mul(act, gate_up, stream);
+  linear(hidden, act, w.down_proj, stream);
+}
+
+const Tensor& LlamaModel::forward(const ForwardBatch& b, cudaStream_t stream) {
+  DAY18_NVTX_RANGE("ModelExecutor");
+  validate_batch(b);
+  const ModelConfig& c = config_;
+  const int64_t T = b.num_tokens(), S = b.num_seqs();
+  const Tensor hidden = hidden_.view().slice0(0, T);
+  const Tensor residual = residual_.view().slice0(0, T);
+  const bool check = false;  // hot path: no host sync for index checks (CPU checks anyway)
+
+  embedding(residual, b.token_ids, weights_.embed_tokens, check, stream);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    {
+      DAY18_NVTX_RANGE("Norm");
+      if (l == 0)
+        rms_norm(hidden, residual, w.input_layernorm, c.rms_norm_eps, stream);
+      else
+        fused_add_rms_norm(hidden, residual, w.input_layernorm, c.rms_norm_eps, stream);
+    }
+    attention(l, b, T, stream);
+    {
+      DAY18_NVTX_RANGE("Norm");
+      fused_add_rms_norm(hidden, residual, w.post_attention_layernorm, c.rms_norm_eps, stream);
+    }
+    mlp(l, T, stream);
+  }
+
+  {
+    DAY18_NVTX_RANGE("Norm");
+    // Only the rows that produce logits go through the final norm and the LM head (a prefill of
+    // 500 tokens needs one row). embedding() is a row gather: out[s] = table[indices[s]].
+    const Tensor last_hidden = last_hidden_.view().slice0(0, S);
+    const Tensor last_residual = last_residual_.view().slice0(0, S);
+    embedding(last_hidden, b.logits_indices, hidden, check, stream);
+    embedding(last_residual, b.logits_indices, residual, check, stream);
+    fused_add_rms_norm(last_hidden, last_residual, weights_.norm, c.rms_norm_eps, stream);
+    logits_view_ = logits_.view().slice0(0, S);
+    if (dtype_ == DType::f32) {
+      linear(logits_view_, last_hidden, weights_.lm_head_weight(), stream);
+    } else {
+      const Tensor lg = logits_dtype_.view().slice0(0, S);
+      linear(lg, last_hidden, weights_.lm_head_weight(), stream);
+      cast_to_float(logits_view_, lg, stream);
+    }
+  }
+  return logits_view_;
+}
+
+}  // namespace day18
