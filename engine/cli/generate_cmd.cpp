@@ -2,7 +2,7 @@
 // engine's smallest end-to-end run and what scripts/check_against_transformers.py compares with
 // Hugging Face transformers.
 //
-//   day18 generate --model /tmp/llama --prompt-ids 1,15,22 --max-tokens 16 --device cuda \
+//   day18 generate --model /tmp/llama --prompt-ids 1,15,22 --max-tokens 16 --device cuda
 //                  --dtype fp16 --dump-logits out.safetensors
 //   day18 generate --preset tiny --prompt-ids 1,2,3 --max-tokens 32 --device cpu
 //
