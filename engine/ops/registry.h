@@ -57,6 +57,7 @@ class Attrs {
   double real(const std::string& k) const;
   int64_t integer(const std::string& k) const;
   bool boolean(const std::string& k) const;  // "1"/"true"/"0"/"false"
+  bool boolean_or(const std::string& k, bool d) const { return has(k) ? boolean(k) : d; }
   std::string str_or(const std::string& k, const std::string& d) const { return has(k) ? str(k) : d; }
   double real_or(const std::string& k, double d) const { return has(k) ? real(k) : d; }
   int64_t integer_or(const std::string& k, int64_t d) const { return has(k) ? integer(k) : d; }
@@ -103,6 +104,9 @@ struct OpDef {
   std::function<void(Rng&, DType, TensorStore& io, Attrs& attrs)> make_case;
   std::function<double(const TensorStore& io, const Attrs& attrs)> bytes_moved;
   std::vector<DType> tour_dtypes = {DType::f16};
+  // False when a run through the registry does more than the kernel (swap_blocks stages the host
+  // side in pinned memory it allocates): the tour then checks it but leaves timing to benchmarks.
+  bool tour_timed = true;
 
   // How CUDA outputs are compared with the CPU oracle: default_tolerance(dtype) * this.
   double tolerance_scale = 1.0;
