@@ -15,6 +15,7 @@
 #include "engine/core/compare.h"
 #include "engine/core/memory.h"
 #include "engine/core/rng.h"
+#include "tests/support/throws.h"
 
 namespace day18::testing {
 
@@ -25,6 +26,9 @@ inline bool gpu_required_by_env() {
   const char* v = std::getenv("REQUIRE_GPU");
   return v && std::string(v) == "1";
 }
+
+// Every floating dtype the kernels support; GPU tests loop over all of them.
+inline constexpr DType kAllFloatDtypes[] = {DType::f32, DType::f16, DType::bf16};
 
 // Copies any tensor into host memory (for comparing device results).
 inline OwnedTensor to_host(const Tensor& t) {
@@ -61,3 +65,6 @@ inline ::testing::AssertionResult tensors_close(const char* a_expr, const char* 
   EXPECT_PRED_FORMAT3(::day18::testing::tensors_close, actual, expected, tol)
 #define ASSERT_CLOSE(actual, expected, tol) \
   ASSERT_PRED_FORMAT3(::day18::testing::tensors_close, actual, expected, tol)
+
+// EXPECT_INVALID_NAMING(stmt, "argument"): stmt throws InvalidArgument whose message names it.
+#define EXPECT_INVALID_NAMING(stmt, needle) EXPECT_THROW_WITH(stmt, ::day18::InvalidArgument, needle)

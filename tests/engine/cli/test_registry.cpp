@@ -11,7 +11,7 @@
 #include <set>
 
 #include "engine/ops/registry.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 #include "tests/support/test_support.h"
 
 namespace day18 {

@@ -4,7 +4,7 @@
 
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "engine/core/safetensors.h"
 #include "engine/profiling/bandwidth.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 #include "tests/support/test_support.h"
 
 namespace day18 {

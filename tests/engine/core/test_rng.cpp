@@ -7,7 +7,7 @@
 #include <set>
 
 #include "engine/core/rng.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {

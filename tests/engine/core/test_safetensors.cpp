@@ -9,7 +9,7 @@
 
 #include "engine/core/rng.h"
 #include "engine/core/safetensors.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {

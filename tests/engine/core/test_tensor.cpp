@@ -4,7 +4,7 @@
 
 #include "engine/core/memory.h"
 #include "engine/core/tensor.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {

@@ -9,18 +9,7 @@
 namespace day18 {
 namespace {
 
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
-
-#define EXPECT_INVALID_NAMING(stmt, needle)                            \
-  do {                                                                 \
-    EXPECT_THROW(stmt, InvalidArgument);                               \
-    try {                                                              \
-      stmt;                                                            \
-    } catch (const InvalidArgument& e) {                               \
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) \
-          << "message does not name '" << needle << "': " << e.what(); \
-    }                                                                  \
-  } while (0)
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 OwnedTensor host_f32(std::initializer_list<int64_t> shape, std::initializer_list<float> values) {
   OwnedTensor t(std::vector<int64_t>(shape), DType::f32, Storage::host);

@@ -15,7 +15,7 @@ namespace {
 
 using testing::to_host;
 
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 // Every byte equal; on failure names the first differing elements (flat index, both values).
 ::testing::AssertionResult bitwise_equal(const Tensor& actual_any, const Tensor& expected_any) {

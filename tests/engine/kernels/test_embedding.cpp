@@ -9,18 +9,7 @@
 namespace day18 {
 namespace {
 
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
-
-#define EXPECT_INVALID_NAMING(stmt, needle)                            \
-  do {                                                                 \
-    EXPECT_THROW(stmt, InvalidArgument);                               \
-    try {                                                              \
-      stmt;                                                            \
-    } catch (const InvalidArgument& e) {                               \
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) \
-          << "message does not name '" << needle << "': " << e.what(); \
-    }                                                                  \
-  } while (0)
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 OwnedTensor ids_tensor(std::initializer_list<int32_t> ids) {
   OwnedTensor t({static_cast<int64_t>(ids.size())}, DType::i32, Storage::host);

@@ -15,7 +15,7 @@ namespace day18 {
 namespace {
 
 using V = PagedAttentionVersion;
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 struct Shape {
   int64_t num_heads = 8, num_kv_heads = 2, head_size = 128, block_size = 16;

@@ -17,7 +17,7 @@ namespace {
 
 using testing::to_host;
 
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 OwnedTensor f32_tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
   OwnedTensor t(shape, DType::f32, Storage::host);

@@ -456,7 +456,7 @@ TEST(SamplingCpu, BadInputNamesTheArgument) {
 }
 
 // ---- GPU vs CPU ----------------------------------------------------------------------------
-constexpr DType kDtypes[] = {DType::f32, DType::f16, DType::bf16};
+constexpr auto& kDtypes = testing::kAllFloatDtypes;
 
 TEST(SamplingGpu, SoftmaxAndArgmaxMatchCpuForEveryDtype) {
   DAY18_REQUIRE_GPU();

@@ -6,7 +6,7 @@
 
 #include "engine/core/error.h"
 #include "engine/runtime/block_manager.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {

@@ -13,7 +13,7 @@
 #include "engine/core/safetensors.h"
 #include "engine/runtime/contiguous_batch.h"
 #include "engine/runtime/llama_model.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 #include "tests/support/test_support.h"
 
 namespace day18 {

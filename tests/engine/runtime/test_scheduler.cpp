@@ -13,7 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/core/rng.h"
 #include "engine/runtime/scheduler.h"
-#include "tests/engine/core/throws.h"
+#include "tests/support/throws.h"
 
 namespace day18 {
 namespace {
