@@ -13,5 +13,6 @@ using Runner = std::function<int()>;
 Runner add_kernel_command(CLI::App& app);
 Runner add_tour_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
+Runner add_run_command(CLI::App& app);
 
 }  // namespace day18::cli

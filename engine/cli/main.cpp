@@ -2,6 +2,7 @@
 //   day18 tour                      guided run of the Day 18 kernels (GPU, or CPU backend)
 //   day18 kernel <op> --in a.safetensors --out b.safetensors --device cpu|cuda
 //   day18 kernel --list [--markdown]
+//   day18 run --preset llama-1b --device cuda --requests 64 --cuda-graphs on   (the engine)
 //   day18 generate --model <hf folder> | --preset tiny --prompt-ids 1,2,3 --max-tokens 16
 #include <cstdio>
 #include <exception>
@@ -15,11 +16,13 @@ int main(int argc, char** argv) {
   day18::cli::Runner tour = day18::cli::add_tour_command(app);
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
   day18::cli::Runner generate = day18::cli::add_generate_command(app);
+  day18::cli::Runner run = day18::cli::add_run_command(app);
   CLI11_PARSE(app, argc, argv);
   try {
     if (app.got_subcommand("tour")) return tour();
     if (app.got_subcommand("kernel")) return kernel();
     if (app.got_subcommand("generate")) return generate();
+    if (app.got_subcommand("run")) return run();
   } catch (const day18::Error& e) {
     std::fprintf(stderr, "day18: error: %s\n", e.what());
     return 2;

@@ -112,7 +112,12 @@ void Scheduler::preempt(Sequence& victim, SchedulerOutput& out) {
 }
 
 SchedulerOutput Scheduler::schedule() {
-  if (output_pending_)
+  if (config_.async_scheduling && pending_steps_.size() >= 2)
+    throw Error(detail::concat("Scheduler::schedule: steps ", pending_steps_.front(), " and ",
+                               pending_steps_.back(),
+                               " are both unprocessed; async scheduling keeps at most two "
+                               "steps outstanding: process_outputs the older one first"));
+  if (!config_.async_scheduling && output_pending_)
     throw Error(detail::concat("Scheduler::schedule: step ", next_step_ - 1,
                                " was not processed yet; call process_outputs(out, sampled) "
                                "after every non-empty step before scheduling the next one"));
@@ -134,6 +139,12 @@ SchedulerOutput Scheduler::schedule() {
   while (!running_.empty()) {
     Sequence* seq = running_.front();
     running_.pop_front();
+    // Async: a sequence whose pending samples will stop it on length is not scheduled again.
+    if (config_.async_scheduling && !seq->output.empty() &&
+        (seq->output_len() >= seq->params.max_tokens || seq->len() >= config_.max_model_len)) {
+      still_running.push_back(seq);
+      continue;
+    }
     int64_t n = seq->num_uncomputed_tokens();
     // A prompt chunk gets the budget left after the later single-token (decode) sequences.
     if (n > 1) n = std::min(n, budget - count_single_token(running_));
@@ -204,7 +215,21 @@ SchedulerOutput Scheduler::schedule() {
   out.step = next_step_++;
   if (!out.empty()) {
     output_pending_ = true;
+    pending_steps_.push_back(out.step);
     ++stats_.num_steps;
+    if (config_.async_scheduling) {
+      // Advance now, as if the step had run: the next schedule() sees each sampling sequence
+      // one (placeholder) token longer.
+      for (ScheduledSeq& s : out.seqs) {
+        Sequence& seq = *s.seq;
+        seq.num_computed_tokens += s.num_tokens;
+        ++inflight_[&seq];
+        if (s.do_sample) {
+          s.output_index = seq.output_len();
+          seq.output.push_back(kPlaceholderToken);
+        }
+      }
+    }
   }
   return out;
 }
@@ -213,6 +238,7 @@ std::vector<Sequence*> Scheduler::process_outputs(const SchedulerOutput& out,
                                                   const std::vector<int32_t>& sampled_tokens) {
   std::vector<Sequence*> finished;
   if (out.empty()) return finished;
+  if (config_.async_scheduling) return process_outputs_async(out, sampled_tokens);
   DAY18_REQUIRE(output_pending_ && out.step == next_step_ - 1,
                 "process_outputs: got the output of step ", out.step,
                 " but the step awaiting its samples is ",
@@ -274,6 +300,87 @@ std::vector<Sequence*> Scheduler::process_outputs(const SchedulerOutput& out,
     }
   }
   output_pending_ = false;
+  pending_steps_.clear();
+  return finished;
+}
+
+std::vector<Sequence*> Scheduler::process_outputs_async(const SchedulerOutput& out,
+                                                        const std::vector<int32_t>& sampled) {
+  DAY18_REQUIRE(!pending_steps_.empty() && out.step == pending_steps_.front(),
+                "process_outputs: got the output of step ", out.step,
+                " but the oldest step awaiting its samples is ",
+                pending_steps_.empty() ? int64_t{-1} : pending_steps_.front(), " (-1 = none)");
+  const int64_t num_seqs = static_cast<int64_t>(out.seqs.size());
+  const int64_t num_sampling = std::count_if(out.seqs.begin(), out.seqs.end(),
+                                             [](const ScheduledSeq& s) { return s.do_sample; });
+  const int64_t num_given = static_cast<int64_t>(sampled.size());
+  DAY18_REQUIRE(num_given == num_seqs || num_given == num_sampling, "process_outputs: ", num_given,
+                " sampled tokens for ", num_seqs, " scheduled sequences (", num_sampling,
+                " of them sample): pass one per sequence or one per sampling one");
+  const bool one_per_seq = num_given == num_seqs;
+  std::vector<int32_t> token_of(out.seqs.size(), -1);
+  for (int64_t i = 0, next = 0; i < num_seqs; ++i) {
+    if (!out.seqs[i].do_sample) continue;
+    const int32_t token = sampled[one_per_seq ? i : next++];
+    if (out.seqs[i].seq->is_finished()) continue;  // stopped earlier: this sample is discarded
+    DAY18_REQUIRE(token >= 0, "process_outputs: sampled token for sequence ", out.seqs[i].seq->id,
+                  " is negative (", token, ")");
+    token_of[i] = token;
+  }
+
+  std::vector<Sequence*> finished;
+  const double t = now();
+  for (int64_t i = 0; i < num_seqs; ++i) {
+    const ScheduledSeq& s = out.seqs[i];
+    Sequence& seq = *s.seq;
+    const int64_t left = --inflight_[&seq];
+    if (left == 0) inflight_.erase(&seq);
+    (s.is_prefill ? stats_.num_prefill_tokens : stats_.num_decode_tokens) += s.num_tokens;
+    if (seq.is_finished()) {  // stopped at the previous step: wasted slot, deferred free
+      ++stats_.num_discarded_samples;
+      if (left == 0) {
+        bm_.free(seq);
+        deferred_free_.erase(std::find(deferred_free_.begin(), deferred_free_.end(), &seq));
+      }
+      continue;
+    }
+    if (!s.do_sample) {
+      ++stats_.num_partial_prefills;
+      continue;
+    }
+    const int64_t k = s.output_index;
+    DAY18_REQUIRE(k >= 0 && k < seq.output_len() && seq.output[k] == kPlaceholderToken,
+                  "process_outputs: sequence ", seq.id, " has no placeholder at output index ", k);
+    const int32_t token = token_of[i];
+    seq.output[k] = token;
+    ++stats_.num_generated_tokens;
+    if (seq.first_token_time < 0) seq.first_token_time = t;
+    const SamplingParams& p = seq.params;
+    FinishReason reason = FinishReason::none;
+    if (!p.ignore_eos && p.eos_token_id >= 0 && token == p.eos_token_id)
+      reason = FinishReason::stop;
+    else if (k + 1 >= p.max_tokens)
+      reason = FinishReason::length;
+    else if (seq.prompt_len() + k + 1 >= config_.max_model_len)
+      reason = FinishReason::model_len;
+    if (reason == FinishReason::none) continue;
+    seq.output.resize(static_cast<size_t>(k + 1));  // drop a later step's placeholder
+    seq.status = SeqStatus::finished;
+    seq.finish_reason = reason;
+    seq.finish_time = t;
+    for (auto* q : {&running_, &swapped_, &waiting_}) {
+      const auto it = std::find(q->begin(), q->end(), &seq);
+      if (it != q->end()) q->erase(it);
+    }
+    ++stats_.num_finished;
+    if (inflight_.count(&seq))
+      deferred_free_.push_back(&seq);  // a later in-flight step still writes its blocks
+    else
+      bm_.free(seq);
+    finished.push_back(&seq);
+  }
+  pending_steps_.pop_front();
+  output_pending_ = !pending_steps_.empty();
   return finished;
 }
 
@@ -300,6 +407,8 @@ void Scheduler::release(int64_t id) {
   Sequence& seq = sequence(id);
   DAY18_REQUIRE(seq.is_finished(), "release: request ", id, " is ", to_string(seq.status),
                 ", not finished");
+  DAY18_REQUIRE(!inflight_.count(&seq), "release: request ", id,
+                " is still in a step whose output was not processed yet");
   seqs_.erase(id);
 }
 

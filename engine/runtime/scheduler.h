@@ -45,6 +45,9 @@ struct ScheduledSeq {
   // from it is kept. False for a prefill chunk that stops short of the end of the prompt: that
   // step's sample is discarded (the next chunk, not a sampled token, follows).
   bool do_sample = true;
+  // Async scheduling only: index in seq->output of the placeholder this step's sample fills
+  // (-1 in synchronous mode, or when do_sample is false).
+  int64_t output_index = -1;
 };
 
 struct SchedulerOutput {
@@ -73,6 +76,14 @@ struct SchedulerConfig {
   // Admissions and swap-ins leave this share of the GPU pool free (vLLM's 1% watermark), so a
   // new sequence does not immediately force a preemption. floor(watermark * num_gpu_blocks).
   double watermark = 0.01;
+  // Async scheduling (vLLM V1 style): schedule() of step N+1 may run while step N's samples are
+  // still on the GPU (at most two steps outstanding). schedule() then advances
+  // num_computed_tokens at once and appends a placeholder (kPlaceholderToken) to each sampling
+  // sequence's output; process_outputs(N) fills the placeholders in order, stops sequences, and
+  // defers the free of a sequence that stopped at N but was scheduled in N+1 (its N+1 sample is
+  // discarded) until N+1 is processed. A sequence that is certain to stop on length (max_tokens
+  // or max_model_len) once its pending samples arrive is not scheduled again. docs/scheduler.md.
+  bool async_scheduling = false;
 };
 
 // Counters since construction.
@@ -89,6 +100,7 @@ struct SchedulerStats {
   int64_t num_generated_tokens = 0;  // sampled tokens kept
   int64_t num_finished = 0;
   int64_t num_partial_prefills = 0;  // prefill chunks short of the end (sample discarded)
+  int64_t num_discarded_samples = 0;  // async: samples of a step scheduled after its sequence stopped
 };
 
 class Scheduler {
@@ -116,6 +128,9 @@ class Scheduler {
   std::vector<Sequence*> process_outputs(const SchedulerOutput& out,
                                          const std::vector<int32_t>& sampled_tokens);
 
+  // Outputs returned by schedule() and not yet processed (0 or 1; up to 2 in async mode).
+  int64_t num_pending_steps() const { return static_cast<int64_t>(pending_steps_.size()); }
+
   bool has_unfinished() const {
     return !waiting_.empty() || !running_.empty() || !swapped_.empty();
   }
@@ -140,6 +155,8 @@ class Scheduler {
   // room, else recompute. Removes it from running_.
   void preempt(Sequence& victim, SchedulerOutput& out);
   void finish(Sequence& seq, FinishReason reason);
+  std::vector<Sequence*> process_outputs_async(const SchedulerOutput& out,
+                                               const std::vector<int32_t>& sampled_tokens);
   double now() const;
 
   SchedulerConfig config_;
@@ -152,6 +169,11 @@ class Scheduler {
   SchedulerStats stats_;
   int64_t next_step_ = 0;
   bool output_pending_ = false;  // schedule() returned an output not yet processed
+  std::deque<int64_t> pending_steps_;  // steps scheduled, not yet processed (oldest first)
+  // Async mode: outputs not yet processed that include the sequence; a sequence that finished
+  // while still in one waits in deferred_free_ until that output is processed.
+  std::unordered_map<const Sequence*, int64_t> inflight_;
+  std::vector<Sequence*> deferred_free_;
   double t0_ = 0;
 };
 

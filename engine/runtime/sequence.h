@@ -15,6 +15,11 @@
 
 namespace day18 {
 
+// Async scheduling (SchedulerConfig::async_scheduling): the token a step will sample is appended
+// to Sequence::output at schedule time as this placeholder; its value lives on the device until
+// process_outputs fills it in. The next step's input batch feeds it on the device.
+inline constexpr int32_t kPlaceholderToken = -1;
+
 // Per-request sampling parameters (vLLM's names). temperature 0 = greedy; top_k 0 = off;
 // top_p 1 = off. `seed` seeds the request's own random stream, so a request samples the same
 // tokens whatever batch it lands in. Stops after max_tokens generated tokens, or at
