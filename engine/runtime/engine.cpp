@@ -1,5 +1,7 @@
 #include "engine/runtime/engine.h"
 
+#include <cstdio>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -85,7 +87,11 @@ LLMEngine::LLMEngine(const EngineConfig& cfg) : config_(cfg) {
 
 LLMEngine::~LLMEngine() {
   // Let the GPU finish what reads our buffers before they are freed.
-  if (config_.device == Device::cuda && !inflight_.empty()) cudaDeviceSynchronize();
+  // A destructor must not throw: report a failure instead.
+  if (config_.device == Device::cuda && !inflight_.empty())
+    if (const cudaError_t e = cudaDeviceSynchronize(); e != cudaSuccess)
+      std::fprintf(stderr, "day18: ~LLMEngine: cudaDeviceSynchronize failed: %s\n",
+                   cudaGetErrorString(e));
 }
 
 int64_t LLMEngine::add_request(std::vector<int32_t> prompt, SamplingParams params) {
