@@ -526,6 +526,11 @@ int run_pipeline_tour(const TourOptions& o) {
   std::printf("  %-24s %10.1f %6.1f%%   3-5%%\n", gpu ? "Sampling (GPU)" : "Sampling (CPU)",
               m.sampling_ms, pct(m.sampling_ms));
   std::printf("  %-24s %10.1f %6.1f%%\n", "ProcessOutputs (CPU)", m.process_ms, pct(m.process_ms));
+  double prefill_ms = 0;
+  for (size_t i = 0; i < n_main; ++i)
+    if (recs[i].num_prefills > 0) prefill_ms += recs[i].gpu.model_ms;
+  std::printf("  (of the ModelExecutor time, %.1f ms is prefill steps: %.1f%% of all work)\n",
+              prefill_ms, pct(prefill_ms));
   std::printf("Interpretation: ");
   if (gpu)
     std::printf(
