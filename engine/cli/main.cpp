@@ -1,5 +1,6 @@
 // day18: the course's one executable.
-//   day18 tour                      guided run of the Day 18 kernels (GPU, or CPU backend)
+//   day18 tour                      guided run of one inference step, stage by stage
+//   day18 tour --kernels            every Day 18 kernel checked and timed (GPU, or CPU backend)
 //   day18 kernel <op> --in a.safetensors --out b.safetensors --device cpu|cuda
 //   day18 kernel --list [--markdown]
 //   day18 run --preset llama-1b --device cuda --requests 64 --cuda-graphs on   (the engine)

@@ -139,6 +139,8 @@ StepExecutor::Graph& StepExecutor::graph_for(const PreparedStep& step) {
   }
   DAY18_CUDA_CHECK(cudaStreamEndCapture(cap, &g.graph));
   DAY18_CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
+  // Upload now (ordered before this step's compute_start), not lazily on the first launch.
+  DAY18_CUDA_CHECK(cudaGraphUpload(g.exec, *compute_));
   return graphs_.emplace(key, g).first->second;
 }
 
@@ -185,6 +187,11 @@ void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
   compute_->wait(ev.h2d_done);
   if (has_swaps) compute_->wait(ev.cache_done);
   compute_->wait(ev.d2h_done);  // the previous D2H of this parity's samples is done
+  // A graph replay step: capture + instantiate + upload (first use of a bucket) happen HERE,
+  // before compute_start is recorded, so the CPU time they take (tens of ms) is not counted in
+  // this step's compute time (the event would otherwise stamp before the capture started).
+  slot.graph = graphs_on_ && warmed_up_ && step.decode_only;
+  Graph* graph = slot.graph ? &graph_for(step) : nullptr;
   ev.compute_start.record(*compute_);
   const StepTensors in =
       StepTensors::view(step.layout, slot.dev_in.data(), Device::cuda, step.max_context_len);
@@ -195,9 +202,8 @@ void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
                         ps.sampled_dev.view().slice0(0, prev->layout.num_rows), *compute_);
   }
   const int64_t S = step.layout.num_rows;
-  slot.graph = graphs_on_ && warmed_up_ && step.decode_only;
-  if (slot.graph) {
-    Graph& g = graph_for(step);
+  if (graph) {
+    Graph& g = *graph;
     DAY18_CUDA_CHECK(cudaMemcpyAsync(graph_in_.data(), slot.dev_in.data(), step.layout.bytes,
                                      cudaMemcpyDeviceToDevice, *compute_));
     DAY18_CUDA_CHECK(cudaGraphLaunch(g.exec, *compute_));

@@ -23,6 +23,9 @@
 // lazily allocated error records). The graph reads STATIC device buffers: the compute stream
 // copies the parity buffer into them (one D2D of a few KB) before the replay, and copies the
 // samples out of the static output afterwards — outside the graph, so both parities share it.
+// Measuring: a bucket's capture, instantiation and upload run before the step's compute_start
+// event is recorded, so a step's compute time never includes the capture (it once did: the
+// event stamped, then the CPU captured for tens of ms, inflating the first replay's time).
 #pragma once
 
 #include <cuda_runtime.h>
