@@ -102,17 +102,7 @@ std::vector<std::pair<int64_t, int64_t>> BlockManager::swap_out(Sequence& seq) {
   DAY18_REQUIRE(can_swap_out(seq), "swap_out: sequence ", seq.id, " has ", seq.block_table.size(),
                 " blocks but the CPU swap pool has only ", num_free_cpu_blocks(),
                 " free (check can_swap_out first)");
-  std::vector<std::pair<int64_t, int64_t>> mapping;
-  mapping.reserve(seq.block_table.size());
-  std::vector<int32_t> cpu_table;
-  cpu_table.reserve(seq.block_table.size());
-  for (int32_t gpu : seq.block_table) {
-    const int32_t cpu = take(free_cpu_, cpu_owner_, seq.id);
-    mapping.emplace_back(gpu, cpu);
-    cpu_table.push_back(cpu);
-  }
-  give_back(seq.block_table, free_gpu_, gpu_owner_, seq.id, "GPU");
-  seq.block_table = std::move(cpu_table);
+  auto mapping = relocate(seq, free_gpu_, gpu_owner_, "GPU", free_cpu_, cpu_owner_);
   seq.status = SeqStatus::swapped;
   return mapping;
 }
@@ -128,17 +118,7 @@ std::vector<std::pair<int64_t, int64_t>> BlockManager::swap_in(Sequence& seq) {
   DAY18_REQUIRE(can_swap_in(seq), "swap_in: sequence ", seq.id, " has ", seq.block_table.size(),
                 " blocks but only ", num_free_gpu_blocks(),
                 " GPU blocks are free (check can_swap_in first)");
-  std::vector<std::pair<int64_t, int64_t>> mapping;
-  mapping.reserve(seq.block_table.size());
-  std::vector<int32_t> gpu_table;
-  gpu_table.reserve(seq.block_table.size());
-  for (int32_t cpu : seq.block_table) {
-    const int32_t gpu = take(free_gpu_, gpu_owner_, seq.id);
-    mapping.emplace_back(cpu, gpu);
-    gpu_table.push_back(gpu);
-  }
-  give_back(seq.block_table, free_cpu_, cpu_owner_, seq.id, "CPU");
-  seq.block_table = std::move(gpu_table);
+  auto mapping = relocate(seq, free_cpu_, cpu_owner_, "CPU", free_gpu_, gpu_owner_);
   seq.status = SeqStatus::running;
   return mapping;
 }
@@ -153,6 +133,25 @@ int64_t BlockManager::cpu_block_owner(int64_t block) const {
   DAY18_REQUIRE(block >= 0 && block < num_cpu_blocks(), "cpu block ", block, " out of range [0, ",
                 num_cpu_blocks(), ")");
   return cpu_owner_[block];
+}
+
+std::vector<std::pair<int64_t, int64_t>> BlockManager::relocate(
+    Sequence& seq, std::vector<int32_t>& from_free, std::vector<int64_t>& from_owner,
+    const char* from_name, std::vector<int32_t>& to_free, std::vector<int64_t>& to_owner) {
+  // One block in the destination pool for each block of the table, (from, to) pairs in table
+  // order; then the source blocks go back to their pool and the table names the new ones.
+  std::vector<std::pair<int64_t, int64_t>> mapping;
+  mapping.reserve(seq.block_table.size());
+  std::vector<int32_t> new_table;
+  new_table.reserve(seq.block_table.size());
+  for (int32_t from : seq.block_table) {
+    const int32_t to = take(to_free, to_owner, seq.id);
+    mapping.emplace_back(from, to);
+    new_table.push_back(to);
+  }
+  give_back(seq.block_table, from_free, from_owner, seq.id, from_name);
+  seq.block_table = std::move(new_table);
+  return mapping;
 }
 
 int32_t BlockManager::take(std::vector<int32_t>& free_list, std::vector<int64_t>& owner_of,

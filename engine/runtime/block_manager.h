@@ -80,6 +80,11 @@ class BlockManager {
   int64_t cpu_block_owner(int64_t block) const;
 
  private:
+  // Moves every block of seq's table into the other pool (swap_out: GPU -> CPU, swap_in: back);
+  // returns the (from, to) block pairs the copy must move.
+  static std::vector<std::pair<int64_t, int64_t>> relocate(
+      Sequence& seq, std::vector<int32_t>& from_free, std::vector<int64_t>& from_owner,
+      const char* from_name, std::vector<int32_t>& to_free, std::vector<int64_t>& to_owner);
   static constexpr int64_t kFree = -1;
   // Takes a block from `free_list`, marks it owned by `owner`.
   static int32_t take(std::vector<int32_t>& free_list, std::vector<int64_t>& owner_of,
