@@ -1,10 +1,12 @@
 // BM_paged_attention: decode attention over a paged fp16 KV cache, Llama-3-8B-like heads
 // (32 query heads, 8 KV heads, head_size 128), 16-token blocks at shuffled physical ids.
 //
+// (head_size 128 unless the name says head:64.)
 //   BM_paged_attention/target_b64_ctx4096        B=64, ctx 4096 (target: >= 90% of P)
 //   BM_paged_attention/target_b1_ctx4096         B=1,  ctx 4096 (target: <= 20 us)
 //   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2)
 //   BM_paged_attention/batch:B/ctx:C/version:2/partition:P v2 partition sizes
+//   BM_paged_attention/head:64/batch:B/ctx:C/max_ctx:M/version:V  llama-1b decode shapes
 //
 // bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
 #include <benchmark/benchmark.h>
@@ -23,7 +25,7 @@
 namespace day18 {
 namespace {
 
-constexpr int64_t kHeads = 32, kKvHeads = 8, kHeadSize = 128, kBlock = 16;
+constexpr int64_t kHeads = 32, kKvHeads = 8, kBlock = 16;
 
 // Fills a device fp16 buffer with hash-derived values in [-1, 1) (gigabytes: too slow on the host).
 __global__ void fill_random_half(__half* p, int64_t n, uint32_t seed) {
@@ -42,14 +44,18 @@ void fill(const OwnedTensor& t, uint32_t seed) {
   DAY18_CHECK_LAUNCH();
 }
 
+// max_ctx: the max_context_len the launch is planned for (0 = ctx). A CUDA graph captured for a
+// context bucket plans for the bucket (e.g. 256) and replays with shorter real contexts.
 void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAttentionVersion version,
-                        int threads, int partition = 0) {
+                        int threads, int partition = 0, int64_t head_size = 128, int max_ctx = 0) {
   if (!bench::require_gpu(st)) return;
-  const int64_t blocks_per_seq = (ctx + kBlock - 1) / kBlock, num_blocks = batch * blocks_per_seq;
-  OwnedTensor query({batch, kHeads, kHeadSize}, DType::f16, Storage::device);
-  OwnedTensor out({batch, kHeads, kHeadSize}, DType::f16, Storage::device);
-  OwnedTensor key_cache({num_blocks, kKvHeads, kBlock, kHeadSize}, DType::f16, Storage::device);
-  OwnedTensor value_cache({num_blocks, kKvHeads, kBlock, kHeadSize}, DType::f16, Storage::device);
+  if (max_ctx == 0) max_ctx = ctx;
+  const int64_t blocks_per_seq = (std::max(ctx, max_ctx) + kBlock - 1) / kBlock;
+  const int64_t num_blocks = batch * blocks_per_seq;
+  OwnedTensor query({batch, kHeads, head_size}, DType::f16, Storage::device);
+  OwnedTensor out({batch, kHeads, head_size}, DType::f16, Storage::device);
+  OwnedTensor key_cache({num_blocks, kKvHeads, kBlock, head_size}, DType::f16, Storage::device);
+  OwnedTensor value_cache({num_blocks, kKvHeads, kBlock, head_size}, DType::f16, Storage::device);
   fill(query, 1);
   fill(key_cache, 2);
   fill(value_cache, 3);
@@ -73,40 +79,43 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
   o.version = version;
   o.num_threads = threads;
   o.partition_size = partition;
-  const PagedAttentionPlan plan = plan_paged_attention(batch, kHeads, kKvHeads, kHeadSize, ctx, o);
+  const PagedAttentionPlan plan =
+      plan_paged_attention(batch, kHeads, kKvHeads, head_size, max_ctx, o);
   OwnedTensor ws({static_cast<int64_t>(std::max<size_t>(plan.workspace_bytes, 1))}, DType::u8,
                  Storage::device);
   const PagedAttentionWorkspace w = split_paged_attention_workspace(plan, ws);
-  const float scale = 1.f / std::sqrt(static_cast<float>(kHeadSize));
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_size));
   // One validated call first (errors such as a v1 context too long surface here).
   try {
-    paged_attention(out, query, key_cache, value_cache, bt, si, cl, scale, ctx, ws, o);
+    paged_attention(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx, ws, o);
   } catch (const InvalidArgument& e) {
     st.SkipWithError(e.what());
     return;
   }
-  const double kv_bytes = 2.0 * batch * ctx * kKvHeads * kHeadSize * 2;
+  const double kv_bytes = 2.0 * batch * ctx * kKvHeads * head_size * 2;
   const double bytes = kv_bytes + 2.0 * query.nbytes();
-  const double flops = 4.0 * batch * kHeads * ctx * kHeadSize;
+  const double flops = 4.0 * batch * kHeads * ctx * head_size;
   st.SetLabel(detail::concat(paged_attention_version_name(plan.version),
                              plan.version == PagedAttentionVersion::v2
                                  ? detail::concat(" partition ", plan.partition_size)
                                  : detail::concat(" threads ", plan.num_threads)));
   bench::run_timed(st, bytes, flops, [&](cudaStream_t s) {
     if (plan.version == PagedAttentionVersion::v1)
-      cuda::paged_attention_v1(out, query, key_cache, value_cache, bt, si, cl, scale, ctx,
+      cuda::paged_attention_v1(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx,
                                plan.num_threads, s);
     else
       cuda::paged_attention_v2(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache,
-                               value_cache, bt, si, cl, scale, ctx, plan.partition_size, s);
+                               value_cache, bt, si, cl, scale, max_ctx, plan.partition_size, s);
   });
 }
 
 void reg(const std::string& name, int64_t batch, int ctx, PagedAttentionVersion v, int threads,
-         int partition = 0) {
-  benchmark::RegisterBenchmark(
-      ("BM_paged_attention/" + name).c_str(),
-      [=](benchmark::State& st) { BM_paged_attention(st, batch, ctx, v, threads, partition); })
+         int partition = 0, int64_t head_size = 128, int max_ctx = 0) {
+  benchmark::RegisterBenchmark(("BM_paged_attention/" + name).c_str(),
+                               [=](benchmark::State& st) {
+                                 BM_paged_attention(st, batch, ctx, v, threads, partition,
+                                                    head_size, max_ctx);
+                               })
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -115,6 +124,14 @@ const bool registered = [] {
   using V = PagedAttentionVersion;
   reg("target_b64_ctx4096", 64, 4096, V::automatic, 128);
   reg("target_b1_ctx4096", 1, 4096, V::automatic, 128);
+  // llama-1b decode (head 64): short real contexts, planned for themselves or for a graph's
+  // context bucket (max 256 / 1024).
+  for (int64_t b : {1, 64})
+    for (auto [ctx, max_ctx] : {std::pair{48, 48}, {48, 256}, {200, 256}, {1000, 1024}})
+      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}})
+        reg(detail::concat("head:64/batch:", b, "/ctx:", ctx, "/max_ctx:", max_ctx,
+                           "/version:", name),
+            b, ctx, v, 128, 0, 64, max_ctx);
   for (int64_t b : {1, 16, 64, 256})
     for (int ctx : {512, 2048, 8192})
       for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}})

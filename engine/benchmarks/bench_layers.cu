@@ -1,4 +1,5 @@
-// Benchmarks of the layer ops: rms_norm, fused_add_rms_norm, silu_and_mul, embedding, linear.
+// Benchmarks of the layer ops: rms_norm, fused_add_rms_norm, silu_and_mul, embedding, linear
+// (cuBLAS and the decode GEMV), linear_silu_mul.
 //
 // Norms, activation and embedding are memory-bound: the number that matters is pct_of_P, the
 // share of the D2D copy bandwidth measured in this process (the targets are >= 85%). linear is
@@ -90,17 +91,42 @@ void BM_embedding(benchmark::State& st) {
   bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { embedding(out, ids, w, false, s); });
 }
 
-// Args: {M, K, N}. Weight [N, K] read once; flops 2 M N K.
+// Args: {M, K, N, algo} (algo 0 = auto, 1 = cublas, 2 = gemv). Weight [N, K] read once;
+// flops 2 M N K.
+constexpr LinearAlgo kAlgos[] = {LinearAlgo::automatic, LinearAlgo::cublas, LinearAlgo::gemv};
 void BM_linear(benchmark::State& st) {
   if (!bench::require_gpu(st)) return;
   const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
+  const LinearAlgo algo = kAlgos[st.range(3)];
   Rng rng(5);
   OwnedTensor x = device_random(rng, {M, K}, kHalf, -1, 1);
   OwnedTensor w = device_random(rng, {N, K}, kHalf, -0.02, 0.02);
   OwnedTensor out({M, N}, kHalf, Storage::device);
   const double bytes = static_cast<double>(x.nbytes() + w.nbytes() + out.nbytes());
   const double flops = 2.0 * M * N * K;
-  bench::run_timed(st, bytes, flops, [&](cudaStream_t s) { linear(out, x, w, s); });
+  bench::run_timed(st, bytes, flops, [&](cudaStream_t s) { linear(out, x, w, algo, s); });
+}
+
+// Args: {M, K, N, fused}: the down projection from gate_up [M, 2K]; fused 1 = linear_silu_mul
+// (one GEMV), 0 = silu_and_mul then linear (two kernels, the activation through memory).
+void BM_linear_silu_mul(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t M = st.range(0), K = st.range(1), N = st.range(2);
+  const bool fused = st.range(3) != 0;
+  Rng rng(6);
+  OwnedTensor gu = device_random(rng, {M, 2 * K}, kHalf, -2, 2);
+  OwnedTensor w = device_random(rng, {N, K}, kHalf, -0.02, 0.02);
+  OwnedTensor act({M, K}, kHalf, Storage::device);
+  OwnedTensor out({M, N}, kHalf, Storage::device);
+  const double bytes = static_cast<double>(gu.nbytes() + w.nbytes() + out.nbytes());
+  bench::run_timed(st, bytes, 2.0 * M * N * K, [&](cudaStream_t s) {
+    if (fused) {
+      linear_silu_mul(out, gu, w, Tensor(), s);
+    } else {
+      silu_and_mul(act, gu, s);
+      linear(out, act, w, s);
+    }
+  });
 }
 
 // The targets (16384 x 8192 norms, 4096 x 14336 SiLU) plus the shapes the tour runs.
@@ -137,8 +163,24 @@ BENCHMARK(BM_embedding)
 // Decode-shaped GEMMs: Llama-3-8B's o_proj (4096 -> 4096), gate/up (4096 -> 14336) and LM
 // head (4096 -> 128256), for 1..256 tokens.
 BENCHMARK(BM_linear)
-    ->ArgNames({"M", "K", "N"})
-    ->ArgsProduct({{1, 16, 64, 256}, {4096}, {4096, 14336, 128256}})
+    ->ArgNames({"M", "K", "N", "algo"})
+    ->ArgsProduct({{16, 64, 256}, {4096}, {4096, 14336, 128256}, {0}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+// Decode: cuBLAS (1) vs the GEMV (2) for 1..8 tokens on every projection of llama-1b (K 2048:
+// qkv 3072, o 2048, gate_up 16384, lm_head 128256; K 8192: down 2048) and llama-8b's o_proj and
+// gate_up.
+BENCHMARK(BM_linear)
+    ->ArgNames({"M", "K", "N", "algo"})
+    ->ArgsProduct({{1, 2, 4, 8}, {2048}, {2048, 3072, 16384, 128256}, {1, 2}})
+    ->ArgsProduct({{1, 2, 4, 8}, {8192}, {2048}, {1, 2}})
+    ->ArgsProduct({{1, 8}, {4096}, {4096, 28672}, {1, 2}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_linear_silu_mul)
+    ->ArgNames({"M", "K", "N", "fused"})
+    ->ArgsProduct({{1, 8}, {8192}, {2048}, {0, 1}})
+    ->ArgsProduct({{1}, {14336}, {4096}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

@@ -9,8 +9,27 @@
 //     per call costs far more than the GEMM of a decode step.
 //   - cublasSetStream on every call, then cublasSetWorkspace: setting the stream resets the
 //     workspace to cuBLAS's default pool, so the workspace is attached again after it.
+//
+// ...and one kernel of ours after all, for decode: the GEMV. With M = 1..8 tokens a GEMM is a
+// matrix-vector product: 2 flops per weight element read, so the only thing that matters is
+// streaming the weight from HBM at full speed. cuBLAS tiles the output in 64-128 rows per CTA, so
+// for a 2048 x 2048 projection it launches 32-48 CTAs on 132 SMs and HBM sits half idle (the
+// llama-1b decode step spent 1.5x its weight bytes / bandwidth in GEMMs). The GEMV gives every
+// output row its own warp:
+//   - a warp reads its weight row in 512-byte coalesced chunks (32 lanes x 16 bytes), UNROLL
+//     independent chunks in flight per lane before the first is used, streaming past L1;
+//   - each lane multiplies its 8 weights (fp16) with the matching 8 elements of each of the M
+//     input rows (read through L1, where every warp of the SM finds them), accumulating fp32;
+//   - a shuffle reduction over the warp gives the M outputs of the row.
+// N = 2048 rows -> 2048 warps = 256 CTAs of 8 warps: every SM has work, and the loads in flight
+// (not the arithmetic) set the speed. Above M = 8 the reuse of each weight across tokens makes
+// a tiled tensor-core GEMM the right tool again, and cuBLAS takes over.
 #include "engine/kernels/linear.h"
 
+#include "engine/core/dtype.h"
+#include "engine/kernels/vec16.cuh"
+
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -98,6 +117,117 @@ cudaDataType_t cuda_type(DType t) {
   DAY18_REQUIRE(false, "linear: dtype ", dtype_name(t), " has no cuBLAS GEMM here");
 }
 
+// ---- GEMV (M <= kGemvMaxM) ---------------------------------------------------------------------
+
+constexpr int kGemvWarps = 8;  // output rows per CTA (one per warp)
+constexpr int kGemvThreads = kGemvWarps * 32;
+
+// x[0..V) = the V input elements of row m at column k, in fp32. GATED: the input row is
+// [gate | up] (2K wide) and the element is silu(gate) * up rounded to T, exactly what
+// silu_and_mul would have written, so the fused down projection equals the unfused pair.
+template <typename T, bool GATED>
+__device__ __forceinline__ void load_input(const T* __restrict__ row, int k, int K, float* x) {
+  constexpr int V = kVec16<T>;
+  if constexpr (!GATED) {
+    unpack16<T>(load16(row + k), x);
+  } else {
+    float g[V], u[V];
+    unpack16<T>(load16(row + k), g);
+    unpack16<T>(load16(row + K + k), u);
+#pragma unroll
+    for (int e = 0; e < V; ++e) x[e] = to_float(from_float<T>(g[e] / (1.f + expf(-g[e])) * u[e]));
+  }
+}
+
+// One warp per output row n: out[m, n] = sum_k input[m, k] * weight[n, k] for m < M.
+template <typename T, int MAXM, bool GATED>
+__global__ void __launch_bounds__(kGemvThreads)
+    gemv_kernel(T* __restrict__ out,           // [M, N]
+                const T* __restrict__ input,   // [M, in_stride] (K wide, or 2K when GATED)
+                const T* __restrict__ weight,  // [N, K]
+                int M, int N, int K, int64_t in_stride) {
+  constexpr int V = kVec16<T>;
+  constexpr int kChunk = 32 * V;  // elements one warp-wide 16-byte load covers
+  constexpr int kUnroll = 8;      // 16-byte weight loads in flight per lane
+  const int lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kGemvWarps + threadIdx.x / 32;
+  if (n >= N) return;
+  const T* w = weight + static_cast<int64_t>(n) * K;
+
+  float acc[MAXM];
+#pragma unroll
+  for (int m = 0; m < MAXM; ++m) acc[m] = 0.f;
+
+  auto consume = [&](const uint4& wv, int k) {
+    float wf[V];
+    unpack16<T>(wv, wf);
+#pragma unroll
+    for (int m = 0; m < MAXM; ++m) {
+      if (m < M) {
+        float x[V];
+        load_input<T, GATED>(input + m * in_stride, k, K, x);
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[m] = fmaf(wf[e], x[e], acc[m]);
+      }
+    }
+  };
+
+  int k = lane * V;
+  // Whole groups of kUnroll chunks: issue every load, then use them.
+  for (; k + (kUnroll - 1) * kChunk < K; k += kUnroll * kChunk) {
+    uint4 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wv[u] = load16_stream(w + k + u * kChunk);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) consume(wv[u], k + u * kChunk);
+  }
+  // The rest (fewer than kUnroll chunks; the last one may cover only some lanes).
+  for (; k < K; k += kChunk) consume(load16_stream(w + k), k);
+
+#pragma unroll
+  for (int m = 0; m < MAXM; ++m)
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+  if (lane < M) {
+    // Lane m writes row m's output (a static index: acc stays in registers).
+    float v = acc[0];
+#pragma unroll
+    for (int m = 1; m < MAXM; ++m)
+      if (lane == m) v = acc[m];
+    out[static_cast<int64_t>(lane) * N + n] = from_float<T>(v);
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// Grid: ceil(N / 8) CTAs of 8 warps, warp w of CTA b computes output column n = 8 b + w for
+// every token m < M. MAXM = M rounded up to 1, 2, 4 or 8 (the accumulators are registers).
+template <bool GATED>
+void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
+                 cudaStream_t stream) {
+  const int M = static_cast<int>(input.size(0));
+  const int N = static_cast<int>(weight.size(0)), K = static_cast<int>(weight.size(1));
+  if (M == 0 || N == 0) return;
+  const int64_t in_stride = input.size(1);
+  dispatch_float(input.dtype(), [&]<typename T>() {
+    auto go = [&]<int MAXM>() {
+      gemv_kernel<T, MAXM, GATED><<<(N + kGemvWarps - 1) / kGemvWarps, kGemvThreads, 0, stream>>>(
+          out.ptr<T>(), input.ptr<T>(), weight.ptr<T>(), M, N, K, in_stride);
+      DAY18_CHECK_LAUNCH();
+    };
+    if (M == 1)
+      go.template operator()<1>();
+    else if (M == 2)
+      go.template operator()<2>();
+    else if (M <= 4)
+      go.template operator()<4>();
+    else
+      go.template operator()<8>();
+  });
+}
+
 }  // namespace
 
 cublasHandle_t cublas_handle(cudaStream_t stream) {
@@ -109,7 +239,8 @@ cublasHandle_t cublas_handle(cudaStream_t stream) {
 }
 
 // Mapping: no grid of ours; cuBLAS picks the kernel and its tiling from (m, n, k) = (N, M, K).
-void linear(const Tensor& out, const Tensor& input, const Tensor& weight, cudaStream_t stream) {
+void linear_cublas(const Tensor& out, const Tensor& input, const Tensor& weight,
+                   cudaStream_t stream) {
   const int M = static_cast<int>(input.size(0)), K = static_cast<int>(input.size(1));
   const int N = static_cast<int>(weight.size(0));
   if (M == 0 || N == 0) return;
@@ -125,6 +256,22 @@ void linear(const Tensor& out, const Tensor& input, const Tensor& weight, cudaSt
                                   input.data(), type, K,       // B: [M, K] row-major
                                   &beta, out.data(), type, N,  // C: [M, N] row-major
                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+bool gemv_supported(const Tensor& out, const Tensor& input, const Tensor& weight) {
+  const int64_t M = input.size(0), K = weight.size(1);
+  const int V = 16 / static_cast<int>(dtype_size(input.dtype()));
+  return M >= 1 && M <= kGemvMaxM && K > 0 && K % V == 0 && input.size(1) % V == 0 &&
+         aligned16(out.data()) && aligned16(input.data()) && aligned16(weight.data());
+}
+
+void gemv(const Tensor& out, const Tensor& input, const Tensor& weight, cudaStream_t stream) {
+  launch_gemv<false>(out, input, weight, stream);
+}
+
+void gemv_silu_mul(const Tensor& out, const Tensor& gate_up, const Tensor& weight,
+                   cudaStream_t stream) {
+  launch_gemv<true>(out, gate_up, weight, stream);
 }
 
 }  // namespace day18::cuda

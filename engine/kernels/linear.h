@@ -1,4 +1,5 @@
-// Linear layer (GEMM) through cuBLAS, the CUDA backend of engine/ops/linear.h:
+// Linear layer, the CUDA backend of engine/ops/linear.h: a GEMM through cuBLAS, or for decode
+// batches of M <= kGemvMaxM tokens a GEMV kernel of ours (see linear.cu for why):
 //
 //   out = input @ weight^T        (no bias: Llama's projections have none)
 //
@@ -18,10 +19,28 @@
 
 namespace day18::cuda {
 
-void linear(const Tensor& out,     // [M, N]  (M = num_tokens, N = out_features)
-            const Tensor& input,   // [M, K]  (K = in_features)
-            const Tensor& weight,  // [N, K]
-            cudaStream_t stream);
+void linear_cublas(const Tensor& out,     // [M, N]  (M = num_tokens, N = out_features)
+                   const Tensor& input,   // [M, K]  (K = in_features)
+                   const Tensor& weight,  // [N, K]
+                   cudaStream_t stream);
+
+// The GEMV path: same contract as linear_cublas for 1 <= M <= kGemvMaxM, when gemv_supported().
+inline constexpr int kGemvMaxM = 8;
+// M in [1, kGemvMaxM], K > 0 and a multiple of the 16-byte vector (8 halves, 4 floats), every
+// pointer 16-byte aligned.
+bool gemv_supported(const Tensor& out, const Tensor& input, const Tensor& weight);
+void gemv(const Tensor& out,     // [M, N]
+          const Tensor& input,   // [M, K]
+          const Tensor& weight,  // [N, K]
+          cudaStream_t stream);
+// out = silu_and_mul(gate_up) @ weight^T without writing the activation: the down projection
+// with SiLU-and-mul folded into its input loads (the activation is rounded to T as silu_and_mul
+// rounds it, so the result equals the unfused pair). gemv_supported(out, gate_up, weight) must
+// hold.
+void gemv_silu_mul(const Tensor& out,      // [M, N]
+                   const Tensor& gate_up,  // [M, 2K]: gate | up
+                   const Tensor& weight,   // [N, K]
+                   cudaStream_t stream);
 
 // The cuBLAS handle of the calling thread for the current device, created on first use, bound to
 // `stream` and with its own workspace of kCublasWorkspaceBytes attached (in that order:

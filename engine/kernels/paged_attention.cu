@@ -49,6 +49,7 @@
 
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
+#include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -74,41 +75,6 @@ struct Geometry {
   static constexpr int kUnroll = std::max(1, 8 / kNV);  // loads in flight per thread
   static constexpr int kKeysPerStep = kKPW * kUnroll;   // tokens a warp covers per step
 };
-
-// 16 bytes of T -> kVec floats.
-template <typename T>
-__device__ __forceinline__ void unpack(const uint4& v, float* f);
-template <>
-__device__ __forceinline__ void unpack<float>(const uint4& v, float* f) {
-  f[0] = __uint_as_float(v.x);
-  f[1] = __uint_as_float(v.y);
-  f[2] = __uint_as_float(v.z);
-  f[3] = __uint_as_float(v.w);
-}
-template <>
-__device__ __forceinline__ void unpack<__half>(const uint4& v, float* f) {
-  const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 x = __half22float2(h[i]);
-    f[2 * i] = x.x;
-    f[2 * i + 1] = x.y;
-  }
-}
-template <>
-__device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& v, float* f) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 x = __bfloat1622float2(h[i]);
-    f[2 * i] = x.x;
-    f[2 * i + 1] = x.y;
-  }
-}
-
-__device__ __forceinline__ uint4 load16(const void* p) {
-  return __ldg(reinterpret_cast<const uint4*>(p));
-}
 
 // PDL: allow the dependent grid (the v2 reduce) to be scheduled / wait for the grid we depend on.
 // No-ops when the launch has no programmatic dependency.
@@ -200,7 +166,7 @@ __global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
       const int vi = l + j * kTPK;
       if (h < hpb && vi < Geo::kNumVecs) {
         float f[kVec];
-        unpack<T>(
+        unpack16<T>(
             load16(query + (static_cast<int64_t>(token) * num_heads + head0 + h) * H + vi * kVec),
             f);
 #pragma unroll
@@ -242,7 +208,7 @@ __global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
 #pragma unroll
       for (int j = 0; j < kNV; ++j) {
         float f[kVec];
-        unpack<T>(kv[u][j], f);
+        unpack16<T>(kv[u][j], f);
 #pragma unroll
         for (int h = 0; h < kG; ++h)
           if (h < hpb)
@@ -344,7 +310,7 @@ __global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
 #pragma unroll
         for (int j = 0; j < kNV; ++j) {
           float f[kVec];
-          unpack<T>(vv[u][j], f);
+          unpack16<T>(vv[u][j], f);
 #pragma unroll
           for (int h = 0; h < kG; ++h)
             if (h < hpb) {

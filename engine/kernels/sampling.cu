@@ -71,6 +71,7 @@
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 #include "engine/kernels/philox.h"
+#include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -99,37 +100,6 @@ __device__ __forceinline__ uint32_t float_key(float f) {
 }
 __device__ __forceinline__ float key_float(uint32_t k) {
   return __uint_as_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k);
-}
-
-// ---- 16-byte loads of any logits dtype -----------------------------------------------------
-template <typename T>
-__device__ __forceinline__ void unpack16(const uint4& r, float* x);
-template <>
-__device__ __forceinline__ void unpack16<float>(const uint4& r, float* x) {
-  x[0] = __uint_as_float(r.x);
-  x[1] = __uint_as_float(r.y);
-  x[2] = __uint_as_float(r.z);
-  x[3] = __uint_as_float(r.w);
-}
-template <>
-__device__ __forceinline__ void unpack16<__half>(const uint4& r, float* x) {
-  const __half2* h = reinterpret_cast<const __half2*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(h[i]);
-    x[2 * i] = f.x;
-    x[2 * i + 1] = f.y;
-  }
-}
-template <>
-__device__ __forceinline__ void unpack16<__nv_bfloat16>(const uint4& r, float* x) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&r);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    x[2 * i] = f.x;
-    x[2 * i + 1] = f.y;
-  }
 }
 
 // Calls f(x, n, base) for the thread's share of one row: n values x[0..n) at vocab positions

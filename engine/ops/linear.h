@@ -5,22 +5,56 @@
 //     [out_features, in_features]), out [M, N].
 //
 // No bias: Llama-family projections have none, so the op does not take one.
-// CUDA tensors go to cuBLAS (cublasGemmEx, fp32 accumulation for fp16/bf16; fp32 tensors are
-// multiplied in true fp32, never TF32). CPU tensors go to the plain C++ oracle (double
-// accumulation). Any K >= 0 works (K not a multiple of 8 too: cuBLAS then picks a kernel that
-// does not need 16-byte aligned rows, slower but correct). Validates dtypes (float32/float16/
-// bfloat16, all the same), shapes, devices, contiguity; M, N, K < 2^31 (cuBLAS takes int).
+// Accumulation is fp32 for every dtype; fp32 tensors are multiplied in true fp32, never TF32.
+// CUDA tensors go to one of two algorithms (LinearAlgo):
+//   - cublas: cublasGemmEx, the tiled tensor-core GEMM. Any M, any K >= 0 (K not a multiple of 8
+//     too: cuBLAS then picks a kernel that does not need 16-byte aligned rows, slower but correct);
+//   - gemv: our one-warp-per-output-row kernel for decode batches, M <= 8 (kernels/linear.h). It
+//     needs K a multiple of 16 bytes' worth of elements and 16-byte aligned tensors.
+//   - automatic (the default) takes gemv where it applies and M <= kLinearAutoGemvMaxM, else
+//   cuBLAS.
+// CPU tensors go to the plain C++ oracle (double accumulation) whatever the algo.
+// Validates dtypes (float32/float16/bfloat16, all the same), shapes, devices, contiguity; M, N,
+// K < 2^31 (cuBLAS takes int); an explicit gemv the shapes do not allow is an error naming `algo`.
+//
+//   linear_silu_mul(out, gate_up, weight):  out = silu_and_mul(gate_up) @ weight^T
+//     gate_up [M, 2K] (gate | up, the gate_up projection's output), weight [N, K], out [M, N].
+// The MLP's down projection with SiLU-and-mul folded in: on CUDA for M <= kGemvMaxM it is ONE
+// gemv kernel that computes each activation as it loads it (one launch and one [M, K] round
+// trip through memory fewer per layer); otherwise, and on the CPU, it is silu_and_mul into
+// `scratch` ([M, K], required then) followed by linear. Same result either way: the fused loads
+// round the activation to the dtype exactly as silu_and_mul does.
 #pragma once
 
 #include <cuda_runtime.h>
+
+#include <cstdint>
+#include <string_view>
 
 #include "engine/core/tensor.h"
 
 namespace day18 {
 
+enum class LinearAlgo { automatic, cublas, gemv };
+LinearAlgo parse_linear_algo(std::string_view s);  // "auto", "cublas", "gemv"
+const char* linear_algo_name(LinearAlgo a);
+
+// automatic picks the GEMV up to this many tokens (measured on the H100: see docs/benchmarks.md).
+inline constexpr int64_t kLinearAutoGemvMaxM = 8;
+
 void linear(const Tensor& out,     // [M, N]
             const Tensor& input,   // [M, K]
             const Tensor& weight,  // [N, K]
             cudaStream_t stream = nullptr);
+void linear(const Tensor& out, const Tensor& input, const Tensor& weight, LinearAlgo algo,
+            cudaStream_t stream = nullptr);
+
+// True when linear_silu_mul runs as one fused kernel (no scratch needed) for these tensors.
+bool linear_silu_mul_is_fused(const Tensor& out, const Tensor& gate_up, const Tensor& weight);
+void linear_silu_mul(const Tensor& out,      // [M, N]
+                     const Tensor& gate_up,  // [M, 2K]
+                     const Tensor& weight,   // [N, K]
+                     const Tensor& scratch,  // [M, K] or undefined when fused
+                     cudaStream_t stream = nullptr);
 
 }  // namespace day18

@@ -1,41 +1,87 @@
-// Registry entry of the linear family: linear (a GEMM through cuBLAS).
+// Registry entries of the linear family: linear (cuBLAS GEMM or, for decode, our GEMV) and
+// linear_silu_mul (the down projection with SiLU-and-mul folded into the GEMV's loads).
 #include "engine/ops/linear.h"
 #include "engine/ops/registry.h"
 
 namespace day18 {
+namespace {
+
+// Weights read once, activations read once, output written once.
+double gemm_bytes(const Tensor& in, const Tensor& w) {
+  return static_cast<double>(in.nbytes() + w.nbytes()) +
+         static_cast<double>(in.size(0)) * w.size(0) * dtype_size(in.dtype());
+}
+
+}  // namespace
 
 void register_linear_ops(OpRegistry& r) {
-  OpDef op;
-  op.name = "linear";
-  op.family = "linear";
-  op.summary = "out = input @ weight^T (nn.Linear layout, no bias; cuBLAS, fp32 accumulation)";
-  op.inputs = {{"input", "[M, K] f32/f16/bf16 (M = num_tokens, K = in_features)"},
-               {"weight", "[N, K] same dtype (N = out_features)"}};
-  op.outputs = {{"out", "[M, N] same dtype"}};
-  op.run = [](OpContext& c) {
-    const Tensor& in = c.io.get("input");
-    const Tensor& w = c.io.get("weight");
-    const Tensor& out = c.io.emplace("out", {in.size(0), w.size(0)}, in.dtype());
-    linear(out, in, w, c.stream);
-  };
-  op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
-    // A 64-token batch through a 4096 x 4096 projection (Llama-2-7B's o_proj). Weights scaled
-    // by 1/sqrt(K) like an initialized layer, so outputs stay O(1).
-    constexpr int64_t M = 64, K = 4096, N = 4096;
-    io.put_owned("input", rng.normal_tensor({M, K}, dt, 0.0, 1.0));
-    io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 64));
-  };
-  op.bytes_moved = [](const TensorStore& io, const Attrs&) {
-    // Weights read once, activations read once, output written once.
-    const Tensor& in = io.get("input");
-    const Tensor& w = io.get("weight");
-    return static_cast<double>(in.nbytes() + w.nbytes()) +
-           static_cast<double>(in.size(0)) * w.size(0) * dtype_size(in.dtype());
-  };
-  op.tour_dtypes = {DType::f16, DType::bf16};
-  // Accumulation order differs (cuBLAS tiles and may split K; the oracle sums in double).
-  op.tolerance_scale = 2.0;
-  r.add(std::move(op));
+  {
+    OpDef op;
+    op.name = "linear";
+    op.family = "linear";
+    op.summary =
+        "out = input @ weight^T (nn.Linear layout, no bias; cuBLAS or a decode GEMV, fp32 "
+        "accumulation)";
+    op.inputs = {{"input", "[M, K] f32/f16/bf16 (M = num_tokens, K = in_features)"},
+                 {"weight", "[N, K] same dtype (N = out_features)"}};
+    op.outputs = {{"out", "[M, N] same dtype"}};
+    op.attrs = {{"algo",
+                 "auto | cublas | gemv (CUDA only: gemv needs M <= 8 and 16-byte rows; auto "
+                 "takes it where it applies)",
+                 "auto"}};
+    op.run = [](OpContext& c) {
+      const Tensor& in = c.io.get("input");
+      const Tensor& w = c.io.get("weight");
+      const Tensor& out = c.io.emplace("out", {in.size(0), w.size(0)}, in.dtype());
+      linear(out, in, w, parse_linear_algo(c.attrs.str_or("algo", "auto")), c.stream);
+    };
+    op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
+      // A 64-token batch through a 4096 x 4096 projection (Llama-2-7B's o_proj). Weights scaled
+      // by 1/sqrt(K) like an initialized layer, so outputs stay O(1).
+      constexpr int64_t M = 64, K = 4096, N = 4096;
+      io.put_owned("input", rng.normal_tensor({M, K}, dt, 0.0, 1.0));
+      io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 64));
+    };
+    op.bytes_moved = [](const TensorStore& io, const Attrs&) {
+      return gemm_bytes(io.get("input"), io.get("weight"));
+    };
+    op.tour_dtypes = {DType::f16, DType::bf16};
+    // Accumulation order differs (cuBLAS tiles and may split K; the oracle sums in double).
+    op.tolerance_scale = 2.0;
+    r.add(std::move(op));
+  }
+  {
+    OpDef op;
+    op.name = "linear_silu_mul";
+    op.family = "linear";
+    op.summary =
+        "out = silu_and_mul(gate_up) @ weight^T: the MLP down projection, fused into one GEMV "
+        "for M <= 8 on CUDA";
+    op.inputs = {{"gate_up", "[M, 2K] f32/f16/bf16 (gate | up)"}, {"weight", "[N, K] same dtype"}};
+    op.outputs = {{"out", "[M, N] same dtype"}};
+    op.run = [](OpContext& c) {
+      const Tensor& gu = c.io.get("gate_up");
+      const Tensor& w = c.io.get("weight");
+      const Tensor& out = c.io.emplace("out", {gu.size(0), w.size(0)}, gu.dtype());
+      OwnedTensor scratch;
+      if (!linear_silu_mul_is_fused(out, gu, w))
+        scratch = OwnedTensor({gu.size(0), gu.size(1) / 2}, gu.dtype(),
+                              gu.is_cuda() ? Storage::device : Storage::host);
+      linear_silu_mul(out, gu, w, scratch.view(), c.stream);
+    };
+    op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
+      // One decode token through Llama-3.2-1B's down projection (8192 -> 2048).
+      constexpr int64_t M = 1, K = 8192, N = 2048;
+      io.put_owned("gate_up", rng.normal_tensor({M, 2 * K}, dt, 0.0, 1.0));
+      io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 90.5));
+    };
+    op.bytes_moved = [](const TensorStore& io, const Attrs&) {
+      return gemm_bytes(io.get("gate_up"), io.get("weight"));
+    };
+    op.tour_dtypes = {DType::f16};
+    op.tolerance_scale = 2.0;
+    r.add(std::move(op));
+  }
 }
 
 }  // namespace day18

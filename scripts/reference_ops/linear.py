@@ -1,12 +1,17 @@
-"""PyTorch reference for the linear op family: linear (out = x @ w.T, nn.Linear layout, no bias).
+"""PyTorch reference for the linear op family: linear (out = x @ w.T, nn.Linear layout, no bias)
+and linear_silu_mul (out = (silu(gate) * up) @ w.T, gate | up the halves of each input row).
 
 Computed in float64 and rounded once to the dtype: independent of any GEMM library's
 accumulation order, and immune to TF32 when regenerated on a GPU. Shapes: M = 1 (decode),
 K not a multiple of 8, a tiny square one. Weights ~ N(0, 1/K) so outputs are O(1).
+linear_silu_mul rounds the activation to the dtype first (as the engine's silu_and_mul writes
+it), then multiplies in float64: M = 1 and 8 (the fused GEMV on CUDA) and 12 (silu_and_mul + GEMM).
 """
 from __future__ import annotations
 
 import math
+
+import torch.nn.functional as F
 
 from .common import DTYPES, Case, generator, randn
 
@@ -21,3 +26,12 @@ def cases(device: str, seed: int):
             out = (x.double() @ w.double().T).to(dt)
             yield Case(f"linear_{what}_{tag}", "linear", {"input": x, "weight": w}, {},
                        {"out": out})
+        for what, m, k, n in [("decode", 1, 512, 40), ("batch8", 8, 256, 24),
+                              ("unfused", 12, 128, 16)]:
+            gu = randn((m, 2 * k), dt, device, g, scale=2.0)
+            w = randn((n, k), dt, device, g, scale=1.0 / math.sqrt(k))
+            gate, up = gu.float().chunk(2, dim=-1)
+            act = (F.silu(gate) * up).to(dt)
+            out = (act.double() @ w.double().T).to(dt)
+            yield Case(f"linear_silu_mul_{what}_{tag}", "linear_silu_mul",
+                       {"gate_up": gu, "weight": w}, {}, {"out": out})

@@ -1,10 +1,13 @@
-// Linear (cuBLAS GEMM): CPU oracle by hand and against a naive loop, cuBLAS vs the oracle over
-// decode and prefill shapes and every dtype, K not a multiple of 8, true fp32 (no TF32), per-
-// thread handles, CUDA-graph capture, and bad arguments.
+// Linear (cuBLAS GEMM and the decode GEMV): CPU oracle by hand and against a naive loop, both
+// algorithms vs the oracle over decode and prefill shapes and every dtype, K not a multiple of 8,
+// true fp32 (no TF32), per-thread handles, CUDA-graph capture, the fused SiLU-and-mul down
+// projection (equal to the unfused pair), and bad arguments.
+#include <cmath>
 #include <string>
 #include <thread>
 
 #include "engine/kernels/linear.h"
+#include "engine/ops/activation.h"
 #include "engine/ops/linear.h"
 #include "tests/support/test_support.h"
 
@@ -78,9 +81,10 @@ TEST(LinearOracle, EmptyKGivesZeros) {
 
 // ---- cuBLAS vs the oracle ----
 
-void check(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, cudaStream_t stream = nullptr) {
-  SCOPED_TRACE(::testing::Message()
-               << "linear " << dtype_name(dt) << " M=" << M << " K=" << K << " N=" << N);
+void check(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, cudaStream_t stream = nullptr,
+           LinearAlgo algo = LinearAlgo::automatic) {
+  SCOPED_TRACE(::testing::Message() << "linear " << dtype_name(dt) << " M=" << M << " K=" << K
+                                    << " N=" << N << " algo=" << linear_algo_name(algo));
   // Weights ~ N(0, 1/K), like an initialized layer: outputs O(1) whatever K.
   OwnedTensor x = rng.normal_tensor({M, K}, dt, 0, 1);
   OwnedTensor w = rng.normal_tensor({N, K}, dt, 0, 1.0 / std::sqrt(static_cast<double>(K)));
@@ -90,7 +94,7 @@ void check(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, cudaStream_t str
   OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
   OwnedTensor out({M, N}, dt, Storage::device);
   poison(out, stream);
-  linear(out, dx, dw, stream);
+  linear(out, dx, dw, algo, stream);
   DAY18_CUDA_CHECK(cudaStreamSynchronize(stream));
   EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(dt));
 }
@@ -99,7 +103,8 @@ TEST(LinearKernel, DecodeAndPrefillShapesForEveryDtype) {
   DAY18_REQUIRE_GPU();
   Rng rng(401);
   for (DType dt : kDtypes) {
-    check(rng, dt, 1, 4096, 4096);   // M = 1: one decode token (a GEMV)
+    check(rng, dt, 1, 4096, 4096, nullptr, LinearAlgo::cublas);  // cuBLAS at M = 1 too
+    check(rng, dt, 1, 4096, 4096);   // M = 1: one decode token (the GEMV under auto)
     check(rng, dt, 16, 4096, 1024);  // small decode batch
     check(rng, dt, 64, 4096, 4096);  // the tour's shape
     check(rng, dt, 200, 512, 1536);  // a prefill-sized M
@@ -190,6 +195,164 @@ TEST(LinearKernel, CanBeCapturedInACudaGraph) {
   EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(DType::f16));
   DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
   DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
+// ---- the decode GEMV ----
+
+TEST(LinearGemv, MatchesOracleForEveryTokenCountAndDtype) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(430);
+  // Every M of the GEMV (each MAXM bucket and the M < MAXM rows inside one), llama-1b's
+  // projections (K = 2048 and 8192 cover whole unrolled groups) and small odd shapes.
+  for (DType dt : kDtypes)
+    for (int64_t M = 1; M <= cuda::kGemvMaxM; ++M) {
+      check(rng, dt, M, 2048, 200, nullptr, LinearAlgo::gemv);
+      check(rng, dt, M, 8192, 72, nullptr, LinearAlgo::gemv);
+    }
+}
+
+TEST(LinearGemv, RaggedKAndNAreHandled) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(431);
+  // K: one 16-byte vector; less than one warp-wide chunk; a chunk plus one vector (the last
+  // chunk covers one lane); just under and over a whole unrolled group. N: 1, not a multiple of
+  // the 8 rows of a CTA.
+  for (DType dt : kDtypes) {
+    const int64_t v = 16 / dtype_size(dt), chunk = 32 * v;
+    for (int64_t K : {v, 3 * v, chunk + v, 8 * chunk - v, 8 * chunk + 5 * v, 20 * chunk + 7 * v})
+      for (int64_t N : {1, 13, 37})
+        check(rng, dt, 1 + (K + N) % cuda::kGemvMaxM, K, N, nullptr, LinearAlgo::gemv);
+  }
+}
+
+TEST(LinearGemv, RandomShapesAgreeWithCublas) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(432);
+  for (int i = 0; i < 12; ++i) {
+    const DType dt = kDtypes[i % 3];
+    const int64_t v = 16 / dtype_size(dt);
+    const int64_t M = rng.randint(1, cuda::kGemvMaxM), K = v * rng.randint(1, 600);
+    const int64_t N = rng.randint(1, 900);
+    SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " M=" << M << " K=" << K << " N=" << N);
+    OwnedTensor x = rng.normal_tensor({M, K}, dt, 0, 1).to(Storage::device);
+    OwnedTensor w = rng.normal_tensor({N, K}, dt, 0, 1.0 / std::sqrt(static_cast<double>(K)))
+                        .to(Storage::device);
+    OwnedTensor a({M, N}, dt, Storage::device), b({M, N}, dt, Storage::device);
+    poison(a);
+    poison(b);
+    linear(a, x, w, LinearAlgo::gemv);
+    linear(b, x, w, LinearAlgo::cublas);
+    DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+    EXPECT_CLOSE(a.view(), b.view(), gemm_tolerance(dt));
+  }
+}
+
+TEST(LinearGemv, CanBeCapturedInACudaGraph) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(433);
+  const int64_t M = 3, K = 2048, N = 512;
+  OwnedTensor x = rng.normal_tensor({M, K}, DType::bf16, 0, 1);
+  OwnedTensor w = rng.normal_tensor({N, K}, DType::bf16, 0, 1.0 / 45);
+  OwnedTensor want({M, N}, DType::bf16, Storage::host);
+  linear(want, x, w);
+  OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor out({M, N}, DType::bf16, Storage::device);
+  Stream s;
+  poison(out, s);
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  DAY18_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  linear(out, dx, dw, LinearAlgo::gemv, s);
+  DAY18_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  DAY18_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  DAY18_CUDA_CHECK(cudaGraphLaunch(exec, s));
+  s.synchronize();
+  EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(DType::bf16));
+  DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
+}
+
+TEST(LinearGemv, ExplicitGemvOutsideItsDomainIsRejectedNamingAlgo) {
+  Rng rng(434);
+  // Validation happens before any launch, so device-flagged views of host memory suffice.
+  OwnedTensor x9({9, 64}, DType::f16, Storage::host), w({16, 64}, DType::f16, Storage::host);
+  OwnedTensor out9({9, 16}, DType::f16, Storage::host);
+  auto on_cuda = [](const Tensor& t) {
+    return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda);
+  };
+  EXPECT_INVALID_NAMING(linear(on_cuda(out9), on_cuda(x9), on_cuda(w), LinearAlgo::gemv), "algo");
+  OwnedTensor x({2, 60}, DType::f16, Storage::host), w60({16, 60}, DType::f16, Storage::host);
+  OwnedTensor out({2, 16}, DType::f16, Storage::host);
+  EXPECT_INVALID_NAMING(linear(on_cuda(out), on_cuda(x), on_cuda(w60), LinearAlgo::gemv), "algo");
+  EXPECT_INVALID_NAMING(parse_linear_algo("cutlass"), "algo");
+  EXPECT_EQ(parse_linear_algo("gemv"), LinearAlgo::gemv);
+  EXPECT_STREQ(linear_algo_name(parse_linear_algo("auto")), "auto");
+}
+
+// ---- linear_silu_mul: the down projection with SiLU-and-mul folded in ----
+
+void check_silu_mul(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N) {
+  SCOPED_TRACE(::testing::Message()
+               << "linear_silu_mul " << dtype_name(dt) << " M=" << M << " K=" << K << " N=" << N);
+  OwnedTensor gu = rng.normal_tensor({M, 2 * K}, dt, 0, 1.5);
+  OwnedTensor w = rng.normal_tensor({N, K}, dt, 0, 1.0 / std::sqrt(static_cast<double>(K)));
+  OwnedTensor want({M, N}, dt, Storage::host), scratch_h({M, K}, dt, Storage::host);
+  poison(want);
+  linear_silu_mul(want, gu, w, scratch_h);
+  OwnedTensor dgu = gu.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor fused({M, N}, dt, Storage::device), pair({M, N}, dt, Storage::device);
+  OwnedTensor scratch({M, K}, dt, Storage::device);
+  poison(fused);
+  poison(pair);
+  const bool is_fused = linear_silu_mul_is_fused(fused, dgu, dw);
+  EXPECT_EQ(is_fused, M <= cuda::kGemvMaxM);
+  linear_silu_mul(fused, dgu, dw, is_fused ? Tensor() : scratch.view());
+  // The unfused pair through the same algorithm.
+  silu_and_mul(scratch, dgu);
+  linear(pair, scratch, dw, is_fused ? LinearAlgo::gemv : LinearAlgo::automatic);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_CLOSE(fused.view(), want.view(), gemm_tolerance(dt));
+  // Bitwise: the fused loads round the activation exactly as silu_and_mul does.
+  const Tolerance exact{0, 0};
+  EXPECT_CLOSE(fused.view(), pair.view(), exact);
+}
+
+TEST(LinearSiluMul, FusedEqualsTheUnfusedPairAndTheOracle) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(440);
+  for (DType dt : kDtypes)
+    for (int64_t M : {1, 2, 5, 8}) check_silu_mul(rng, dt, M, 1024, 96);
+  check_silu_mul(rng, DType::f16, 1, 8192, 2048);  // llama-1b's down projection
+  check_silu_mul(rng, DType::f16, 3, 8 * 7 + 800, 31);
+}
+
+TEST(LinearSiluMul, LargerBatchesTakeTheUnfusedPathThroughScratch) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(441);
+  check_silu_mul(rng, DType::bf16, 9, 512, 64);
+  check_silu_mul(rng, DType::f16, 64, 1024, 256);
+}
+
+TEST(LinearSiluMul, CpuRunsThePairAndChecksItsArguments) {
+  Rng rng(442);
+  OwnedTensor gu = rng.normal_tensor({2, 8}, DType::f32, 0, 1);
+  OwnedTensor w = rng.normal_tensor({3, 4}, DType::f32, 0, 1);
+  OwnedTensor out({2, 3}, DType::f32, Storage::host), scratch({2, 4}, DType::f32, Storage::host);
+  linear_silu_mul(out, gu, w, scratch);
+  for (int64_t m = 0; m < 2; ++m)
+    for (int64_t n = 0; n < 3; ++n) {
+      double want = 0;
+      for (int64_t k = 0; k < 4; ++k) {
+        const double g = gu.ptr<float>()[m * 8 + k], u = gu.ptr<float>()[m * 8 + 4 + k];
+        want += static_cast<float>(g / (1 + std::exp(-g)) * u) * double(w.ptr<float>()[n * 4 + k]);
+      }
+      EXPECT_NEAR(out.ptr<float>()[m * 3 + n], want, 1e-5) << "m=" << m << " n=" << n;
+    }
+  OwnedTensor gu_odd = rng.normal_tensor({2, 7}, DType::f32, 0, 1);
+  OwnedTensor w_bad = rng.normal_tensor({3, 8}, DType::f32, 0, 1);
+  EXPECT_INVALID_NAMING(linear_silu_mul(out, gu_odd, w, scratch), "gate_up");
+  EXPECT_INVALID_NAMING(linear_silu_mul(out, gu, w_bad, scratch), "weight");
+  EXPECT_INVALID_NAMING(linear_silu_mul(out, gu, w, Tensor()), "scratch");
 }
 
 // ---- bad arguments ----
