@@ -179,7 +179,7 @@ BENCHMARK(BM_linear)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_linear_silu_mul)
     ->ArgNames({"M", "K", "N", "fused"})
-    ->ArgsProduct({{1, 8}, {8192}, {2048}, {0, 1}})
+    ->ArgsProduct({{1}, {8192}, {2048}, {0, 1}})
     ->ArgsProduct({{1}, {14336}, {4096}, {0, 1}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);

@@ -22,8 +22,9 @@
 //     input rows (read through L1, where every warp of the SM finds them), accumulating fp32;
 //   - a shuffle reduction over the warp gives the M outputs of the row.
 // N = 2048 rows -> 2048 warps = 256 CTAs of 8 warps: every SM has work, and the loads in flight
-// (not the arithmetic) set the speed. Above M = 8 the reuse of each weight across tokens makes
-// a tiled tensor-core GEMM the right tool again, and cuBLAS takes over.
+// (not the arithmetic) set the speed. The kernel takes M <= 8, but each weight vector then needs
+// M activation loads, and already at M = 2 cuBLAS's tiles (which reuse it from registers) win on
+// the H100; the op's automatic choice (ops/linear.h) uses the GEMV for M = 1 only.
 #include "engine/kernels/linear.h"
 
 #include "engine/core/dtype.h"
@@ -122,35 +123,51 @@ cudaDataType_t cuda_type(DType t) {
 constexpr int kGemvWarps = 8;  // output rows per CTA (one per warp)
 constexpr int kGemvThreads = kGemvWarps * 32;
 
-// x[0..V) = the V input elements of row m at column k, in fp32. GATED: the input row is
-// [gate | up] (2K wide) and the element is silu(gate) * up rounded to T, exactly what
-// silu_and_mul would have written, so the fused down projection equals the unfused pair.
-template <typename T, bool GATED>
-__device__ __forceinline__ void load_input(const T* __restrict__ row, int k, int K, float* x) {
+// GATED: before the GEMV, the CTA computes the activation silu(gate) * up of its M input rows
+// once into shared memory, rounded to T exactly as silu_and_mul writes it (so the fused down
+// projection equals the unfused pair bit for bit); the warps then read it from there. Computing
+// it per warp instead, in the weight loop, repeats each exp N times: measured 2x slower than the
+// unfused pair at M = 1, K = 8192, N = 2048.
+template <typename T>
+__device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,          // [M, K] shared
+                                               const T* __restrict__ gate_up,  // [M, 2K]
+                                               int M, int K) {
   constexpr int V = kVec16<T>;
-  if constexpr (!GATED) {
-    unpack16<T>(load16(row + k), x);
-  } else {
+  const int vecs = K / V;
+  for (int i = threadIdx.x; i < M * vecs; i += blockDim.x) {
+    const int m = i / vecs, k = (i % vecs) * V;
+    const T* row = gate_up + static_cast<int64_t>(m) * 2 * K;
     float g[V], u[V];
     unpack16<T>(load16(row + k), g);
     unpack16<T>(load16(row + K + k), u);
+    alignas(16) T a[V];
 #pragma unroll
-    for (int e = 0; e < V; ++e) x[e] = to_float(from_float<T>(g[e] / (1.f + expf(-g[e])) * u[e]));
+    for (int e = 0; e < V; ++e) a[e] = from_float<T>(g[e] / (1.f + expf(-g[e])) * u[e]);
+    *reinterpret_cast<uint4*>(act + static_cast<int64_t>(m) * K + k) =
+        *reinterpret_cast<const uint4*>(a);
   }
 }
 
-// One warp per output row n: out[m, n] = sum_k input[m, k] * weight[n, k] for m < M.
+// One warp per output row n: out[m, n] = sum_k x[m, k] * weight[n, k] for m < M, where x is
+// `input` [M, K] (or, GATED, the activation of `input` [M, 2K] staged in shared memory).
 template <typename T, int MAXM, bool GATED>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(T* __restrict__ out,           // [M, N]
-                const T* __restrict__ input,   // [M, in_stride] (K wide, or 2K when GATED)
+                const T* __restrict__ input,   // [M, K] or, GATED, [M, 2K]
                 const T* __restrict__ weight,  // [N, K]
-                int M, int N, int K, int64_t in_stride) {
+                int M, int N, int K) {
   constexpr int V = kVec16<T>;
   constexpr int kChunk = 32 * V;  // elements one warp-wide 16-byte load covers
   constexpr int kUnroll = 8;      // 16-byte weight loads in flight per lane
+  extern __shared__ uint4 staged[];
   const int lane = threadIdx.x % 32;
   const int n = blockIdx.x * kGemvWarps + threadIdx.x / 32;
+  const T* x = input;
+  if constexpr (GATED) {
+    stage_silu_mul(reinterpret_cast<T*>(staged), input, M, K);
+    x = reinterpret_cast<const T*>(staged);
+    __syncthreads();
+  }
   if (n >= N) return;
   const T* w = weight + static_cast<int64_t>(n) * K;
 
@@ -164,10 +181,12 @@ __global__ void __launch_bounds__(kGemvThreads)
 #pragma unroll
     for (int m = 0; m < MAXM; ++m) {
       if (m < M) {
-        float x[V];
-        load_input<T, GATED>(input + m * in_stride, k, K, x);
+        float xf[V];
+        const T* xp = x + static_cast<int64_t>(m) * K + k;
+        // Shared memory (GATED) or global through L1: every warp of the SM reads the same x.
+        unpack16<T>(GATED ? *reinterpret_cast<const uint4*>(xp) : load16(xp), xf);
 #pragma unroll
-        for (int e = 0; e < V; ++e) acc[m] = fmaf(wf[e], x[e], acc[m]);
+        for (int e = 0; e < V; ++e) acc[m] = fmaf(wf[e], xf[e], acc[m]);
       }
     }
   };
@@ -210,11 +229,12 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
   const int M = static_cast<int>(input.size(0));
   const int N = static_cast<int>(weight.size(0)), K = static_cast<int>(weight.size(1));
   if (M == 0 || N == 0) return;
-  const int64_t in_stride = input.size(1);
+  const size_t smem = GATED ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
   dispatch_float(input.dtype(), [&]<typename T>() {
     auto go = [&]<int MAXM>() {
-      gemv_kernel<T, MAXM, GATED><<<(N + kGemvWarps - 1) / kGemvWarps, kGemvThreads, 0, stream>>>(
-          out.ptr<T>(), input.ptr<T>(), weight.ptr<T>(), M, N, K, in_stride);
+      gemv_kernel<T, MAXM, GATED>
+          <<<(N + kGemvWarps - 1) / kGemvWarps, kGemvThreads, smem, stream>>>(
+              out.ptr<T>(), input.ptr<T>(), weight.ptr<T>(), M, N, K);
       DAY18_CHECK_LAUNCH();
     };
     if (M == 1)
@@ -267,6 +287,11 @@ bool gemv_supported(const Tensor& out, const Tensor& input, const Tensor& weight
 
 void gemv(const Tensor& out, const Tensor& input, const Tensor& weight, cudaStream_t stream) {
   launch_gemv<false>(out, input, weight, stream);
+}
+
+bool gemv_silu_mul_supported(const Tensor& out, const Tensor& gate_up, const Tensor& weight) {
+  return gemv_supported(out, gate_up, weight) &&
+         gate_up.size(0) * weight.size(1) * dtype_size(gate_up.dtype()) <= kGemvMaxStagedBytes;
 }
 
 void gemv_silu_mul(const Tensor& out, const Tensor& gate_up, const Tensor& weight,

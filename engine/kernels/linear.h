@@ -33,10 +33,12 @@ void gemv(const Tensor& out,     // [M, N]
           const Tensor& input,   // [M, K]
           const Tensor& weight,  // [N, K]
           cudaStream_t stream);
-// out = silu_and_mul(gate_up) @ weight^T without writing the activation: the down projection
-// with SiLU-and-mul folded into its input loads (the activation is rounded to T as silu_and_mul
-// rounds it, so the result equals the unfused pair). gemv_supported(out, gate_up, weight) must
-// hold.
+// out = silu_and_mul(gate_up) @ weight^T without the activation's round trip through memory:
+// each CTA computes the [M, K] activation into shared memory (rounded to T as silu_and_mul
+// rounds it, so the result equals the unfused pair), then runs the GEMV on it. Needs
+// gemv_silu_mul_supported(): gemv_supported and M * K * sizeof(T) <= kGemvMaxStagedBytes.
+inline constexpr size_t kGemvMaxStagedBytes = 48 * 1024;
+bool gemv_silu_mul_supported(const Tensor& out, const Tensor& gate_up, const Tensor& weight);
 void gemv_silu_mul(const Tensor& out,      // [M, N]
                    const Tensor& gate_up,  // [M, 2K]: gate | up
                    const Tensor& weight,   // [N, K]

@@ -82,7 +82,7 @@ void linear(const Tensor& out, const Tensor& input, const Tensor& weight, Linear
 
 bool linear_silu_mul_is_fused(const Tensor& out, const Tensor& gate_up, const Tensor& weight) {
   return gate_up.is_cuda() && gate_up.size(0) <= kLinearAutoGemvMaxM &&
-         cuda::gemv_supported(out, gate_up, weight);
+         cuda::gemv_silu_mul_supported(out, gate_up, weight);
 }
 
 void linear_silu_mul(const Tensor& out, const Tensor& gate_up, const Tensor& weight,
