@@ -18,6 +18,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "engine/kernels/pdl.cuh"
+
 namespace day18::cuda {
 namespace {
 
@@ -60,6 +62,7 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
                          int num_vecs, float inv_hidden, float eps) {
   constexpr int V = kVecWidth<T>;
   using P = Pack<T, V>;
+  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
   const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;  // in vectors
   const P* x = reinterpret_cast<const P*>(input) + row;
   const P* w = reinterpret_cast<const P*>(weight);
@@ -112,6 +115,7 @@ __global__ void __launch_bounds__(1024)
     rms_norm_loop_kernel(T* out, const T* input, T* residual, const T* __restrict__ weight,
                          int num_vecs, float inv_hidden, float eps) {
   using P = Pack<T, V>;
+  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
   const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;
   const P* x = reinterpret_cast<const P*>(input) + row;
   P* r = kFused ? reinterpret_cast<P*>(residual) + row : nullptr;

@@ -28,6 +28,7 @@
 #include "engine/kernels/linear.h"
 
 #include "engine/core/dtype.h"
+#include "engine/kernels/pdl.cuh"
 #include "engine/kernels/vec16.cuh"
 
 #include <algorithm>
@@ -120,8 +121,12 @@ cudaDataType_t cuda_type(DType t) {
 
 // ---- GEMV (M <= kGemvMaxM) ---------------------------------------------------------------------
 
-constexpr int kGemvWarps = 8;  // output rows per CTA (one per warp)
+constexpr int kGemvWarps = 8;  // warps per CTA
 constexpr int kGemvThreads = kGemvWarps * 32;
+constexpr int kGemvUnroll = 8;  // 16-byte weight loads in flight per lane
+// Enough warps to keep every SM's loads in flight: rows are split over warps (split-K) until the
+// grid has about this many (or each warp has one group of kGemvUnroll chunks left).
+constexpr int kGemvTargetWarps = 8192;
 
 // GATED: before the GEMV, the CTA computes the activation silu(gate) * up of its M input rows
 // once into shared memory, rounded to T exactly as silu_and_mul writes it (so the fused down
@@ -129,7 +134,7 @@ constexpr int kGemvThreads = kGemvWarps * 32;
 // it per warp instead, in the weight loop, repeats each exp N times: measured 2x slower than the
 // unfused pair at M = 1, K = 8192, N = 2048.
 template <typename T>
-__device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,          // [M, K] shared
+__device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,            // [M, K] shared
                                                const T* __restrict__ gate_up,  // [M, 2K]
                                                int M, int K) {
   constexpr int V = kVec16<T>;
@@ -148,36 +153,56 @@ __device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,          // 
   }
 }
 
-// One warp per output row n: out[m, n] = sum_k x[m, k] * weight[n, k] for m < M, where x is
-// `input` [M, K] (or, GATED, the activation of `input` [M, 2K] staged in shared memory).
+// out[m, n] = sum_k x[m, k] * weight[n, k] for m < M, where x is `input` [M, K] (or, GATED, the
+// activation of `input` [M, 2K] staged in shared memory).
+// A CTA has 8 warps = 8 / S rows x S warps per row (split-K: S in 1, 2, 4, 8). K is cut in
+// groups of kGemvUnroll warp-wide chunks (32 lanes x 16 bytes each); warp `part` of a row takes
+// groups part, part + S, ..., then the partial chunks at the end if the round-robin reaches it.
+// Launched with PDL: the first group of weights is loaded BEFORE waiting for the previous
+// kernel, whose output x is.
 template <typename T, int MAXM, bool GATED>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(T* __restrict__ out,           // [M, N]
                 const T* __restrict__ input,   // [M, K] or, GATED, [M, 2K]
                 const T* __restrict__ weight,  // [N, K]
-                int M, int N, int K) {
+                int M, int N, int K, int split) {
   constexpr int V = kVec16<T>;
-  constexpr int kChunk = 32 * V;  // elements one warp-wide 16-byte load covers
-  constexpr int kUnroll = 8;      // 16-byte weight loads in flight per lane
+  constexpr int kChunk = 32 * V;                // elements of one warp-wide 16-byte load
+  constexpr int kGroup = kGemvUnroll * kChunk;  // elements of one group
   extern __shared__ uint4 staged[];
-  const int lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kGemvWarps + threadIdx.x / 32;
+  __shared__ float partial[kGemvWarps][MAXM];
+  pdl_launch_dependents();
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int part = warp % split;
+  const int n = blockIdx.x * (kGemvWarps / split) + warp / split;
+  const bool active = n < N;
+  const T* w = weight + static_cast<int64_t>(active ? n : 0) * K;
+  const int num_groups = K / kGroup;
+
+  // Prefetch this warp's first group: the weights do not depend on the previous kernel.
+  uint4 wv[kGemvUnroll];
+  int g = part;
+  if (active && g < num_groups) {
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u)
+      wv[u] = load16_stream(w + g * kGroup + u * kChunk + lane * V);
+  }
+  pdl_wait_primary();  // x is the previous kernel's output
+
   const T* x = input;
   if constexpr (GATED) {
     stage_silu_mul(reinterpret_cast<T*>(staged), input, M, K);
     x = reinterpret_cast<const T*>(staged);
     __syncthreads();
   }
-  if (n >= N) return;
-  const T* w = weight + static_cast<int64_t>(n) * K;
 
   float acc[MAXM];
 #pragma unroll
   for (int m = 0; m < MAXM; ++m) acc[m] = 0.f;
-
-  auto consume = [&](const uint4& wv, int k) {
+  auto consume = [&](const uint4& wq, int k) {
     float wf[V];
-    unpack16<T>(wv, wf);
+    unpack16<T>(wq, wf);
 #pragma unroll
     for (int m = 0; m < MAXM; ++m) {
       if (m < M) {
@@ -191,23 +216,42 @@ __global__ void __launch_bounds__(kGemvThreads)
     }
   };
 
-  int k = lane * V;
-  // Whole groups of kUnroll chunks: issue every load, then use them.
-  for (; k + (kUnroll - 1) * kChunk < K; k += kUnroll * kChunk) {
-    uint4 wv[kUnroll];
+  if (active) {
+    while (g < num_groups) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wv[u] = load16_stream(w + k + u * kChunk);
+      for (int u = 0; u < kGemvUnroll; ++u) consume(wv[u], g * kGroup + u * kChunk + lane * V);
+      g += split;
+      if (g < num_groups) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) consume(wv[u], k + u * kChunk);
+        for (int u = 0; u < kGemvUnroll; ++u)
+          wv[u] = load16_stream(w + g * kGroup + u * kChunk + lane * V);
+      }
+    }
+    // The chunks after the last whole group (the last one may cover only some lanes) go to the
+    // warp the round-robin reaches next.
+    if (part == num_groups % split)
+      for (int k = num_groups * kGroup + lane * V; k < K; k += kChunk)
+        consume(load16_stream(w + k), k);
   }
-  // The rest (fewer than kUnroll chunks; the last one may cover only some lanes).
-  for (; k < K; k += kChunk) consume(load16_stream(w + k), k);
 
 #pragma unroll
   for (int m = 0; m < MAXM; ++m)
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  if (lane < M) {
+  if (split > 1) {  // add the S partial sums of each row (uniform over the CTA)
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < MAXM; ++m) partial[warp][m] = acc[m];
+    __syncthreads();
+    if (part == 0) {
+#pragma unroll
+      for (int m = 0; m < MAXM; ++m) {
+        acc[m] = partial[warp][m];
+        for (int j = 1; j < split; ++j) acc[m] += partial[warp + j][m];
+      }
+    }
+  }
+  if (active && part == 0 && lane < M) {
     // Lane m writes row m's output (a static index: acc stays in registers).
     float v = acc[0];
 #pragma unroll
@@ -221,8 +265,20 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Grid: ceil(N / 8) CTAs of 8 warps, warp w of CTA b computes output column n = 8 b + w for
-// every token m < M. MAXM = M rounded up to 1, 2, 4 or 8 (the accumulators are registers).
+// Warps per row: split K while each warp still gets a whole group and the grid is short of
+// kGemvTargetWarps warps.
+int gemv_split(int N, int K, int V) {
+  const int groups = K / (kGemvUnroll * 32 * V);
+  int split = 1;
+  while (split < kGemvWarps && 2 * split <= groups &&
+         static_cast<int64_t>(N) * split < kGemvTargetWarps)
+    split *= 2;
+  return split;
+}
+
+// Grid: ceil(N / (8 / S)) CTAs of 8 warps; warp w of CTA b computes output column
+// n = b * (8 / S) + w / S (its share w % S of K) for every token m < M. MAXM = M rounded up to
+// 1, 2, 4 or 8 (the accumulators are registers). Launched with PDL (see pdl.cuh).
 template <bool GATED>
 void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
                  cudaStream_t stream) {
@@ -230,11 +286,15 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
   const int N = static_cast<int>(weight.size(0)), K = static_cast<int>(weight.size(1));
   if (M == 0 || N == 0) return;
   const size_t smem = GATED ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
+  const int V = 16 / static_cast<int>(dtype_size(input.dtype()));
+  const int split = gemv_split(N, K, V);
+  const int rows_per_cta = kGemvWarps / split;
+  const dim3 grid((N + rows_per_cta - 1) / rows_per_cta);
   dispatch_float(input.dtype(), [&]<typename T>() {
     auto go = [&]<int MAXM>() {
-      gemv_kernel<T, MAXM, GATED>
-          <<<(N + kGemvWarps - 1) / kGemvWarps, kGemvThreads, smem, stream>>>(
-              out.ptr<T>(), input.ptr<T>(), weight.ptr<T>(), M, N, K);
+      launch_pdl(gemv_kernel<T, MAXM, GATED>, grid, dim3(kGemvThreads), smem, stream,
+                 out.ptr<T>(), static_cast<const T*>(input.ptr<T>()),
+                 static_cast<const T*>(weight.ptr<T>()), M, N, K, split);
       DAY18_CHECK_LAUNCH();
     };
     if (M == 1)
@@ -247,7 +307,6 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
       go.template operator()<8>();
   });
 }
-
 }  // namespace
 
 cublasHandle_t cublas_handle(cudaStream_t stream) {

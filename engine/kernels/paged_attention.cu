@@ -49,6 +49,7 @@
 
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
+#include "engine/kernels/pdl.cuh"
 #include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
@@ -75,15 +76,6 @@ struct Geometry {
   static constexpr int kUnroll = std::max(1, 8 / kNV);  // loads in flight per thread
   static constexpr int kKeysPerStep = kKPW * kUnroll;   // tokens a warp covers per step
 };
-
-// PDL: allow the dependent grid (the v2 reduce) to be scheduled / wait for the grid we depend on.
-// No-ops when the launch has no programmatic dependency.
-__device__ __forceinline__ void pdl_launch_dependents() {
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-}
-__device__ __forceinline__ void pdl_wait_primary() {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-}
 
 // Grid (x = token * head_chunks + head_chunk, y = partition); NUM_THREADS threads.
 // Dynamic shared memory: logits [n][heads_per_block] (later the output reduction), then the block
@@ -382,6 +374,7 @@ __global__ void __launch_bounds__(kReduceThreads) paged_attention_v2_reduce_kern
   const int64_t row = blockIdx.x;  // token * num_heads + head
   const int token = static_cast<int>(row / num_heads);
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  pdl_launch_dependents();  // the next kernel (the o_proj GEMV) may prefetch its weights
   const int s = seq_idx[token];
   const int ctx = context_lens[token];
   // Every block waits for the main kernel (even one that does not read its results), so that
@@ -643,24 +636,14 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                                   max_logits.ptr<float>(), tmp_out.ptr<float>(), query, key_cache,
                                   value_cache, block_tables, seq_idx, context_lens, scale,
                                   max_context_len, partition_size, max_num_partitions, stream);
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-      attr[0].val.programmaticStreamSerializationAllowed = 1;
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = dim3(static_cast<unsigned>(c.num_tokens * c.num_heads));
-      cfg.blockDim = dim3(kReduceThreads);
-      cfg.dynamicSmemBytes = 0;
-      cfg.stream = stream;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      DAY18_CUDA_CHECK(
-          cudaLaunchKernelEx(&cfg, paged_attention_v2_reduce_kernel<T, H>, out.ptr<T>(),
-                             static_cast<const float*>(exp_sums.ptr<float>()),
-                             static_cast<const float*>(max_logits.ptr<float>()),
-                             static_cast<const float*>(tmp_out.ptr<float>()),
-                             static_cast<const int*>(seq_idx.ptr<int32_t>()),
-                             static_cast<const int*>(context_lens.ptr<int32_t>()), c.num_heads,
-                             c.num_seqs, max_context_len, partition_size, max_num_partitions));
+      launch_pdl(paged_attention_v2_reduce_kernel<T, H>,
+                 dim3(static_cast<unsigned>(c.num_tokens * c.num_heads)), dim3(kReduceThreads), 0,
+                 stream, out.ptr<T>(), static_cast<const float*>(exp_sums.ptr<float>()),
+                 static_cast<const float*>(max_logits.ptr<float>()),
+                 static_cast<const float*>(tmp_out.ptr<float>()),
+                 static_cast<const int*>(seq_idx.ptr<int32_t>()),
+                 static_cast<const int*>(context_lens.ptr<int32_t>()), c.num_heads, c.num_seqs,
+                 max_context_len, partition_size, max_num_partitions);
       DAY18_CHECK_LAUNCH();
     });
   });
