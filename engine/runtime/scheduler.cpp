@@ -365,6 +365,13 @@ std::vector<Sequence*> Scheduler::process_outputs_async(const SchedulerOutput& o
       reason = FinishReason::model_len;
     if (reason == FinishReason::none) continue;
     seq.output.resize(static_cast<size_t>(k + 1));  // drop a later step's placeholder
+    // Free BEFORE the status changes: bm_.free picks the pool from the status, and a sequence
+    // can stop here while swapped out (the step scheduled while this one ran preempted it), so
+    // its table holds CPU blocks. Freed after `status = finished`, they were handed to the GPU
+    // pool, whose ownership check threw. A deferred sequence is in the step in flight, so it is
+    // running: its later free is a GPU free either way.
+    const bool deferred = inflight_.count(&seq) > 0;  // a later in-flight step writes its blocks
+    if (!deferred) bm_.free(seq);
     seq.status = SeqStatus::finished;
     seq.finish_reason = reason;
     seq.finish_time = t;
@@ -373,10 +380,7 @@ std::vector<Sequence*> Scheduler::process_outputs_async(const SchedulerOutput& o
       if (it != q->end()) q->erase(it);
     }
     ++stats_.num_finished;
-    if (inflight_.count(&seq))
-      deferred_free_.push_back(&seq);  // a later in-flight step still writes its blocks
-    else
-      bm_.free(seq);
+    if (deferred) deferred_free_.push_back(&seq);
     finished.push_back(&seq);
   }
   pending_steps_.pop_front();

@@ -1,14 +1,18 @@
 // Scheduler: admission (FCFS, token budget, sequence limit), chunked prefill, decode, stopping,
-// preemption by swap and by recompute, its error messages, and end-to-end simulations that check
-// the block pools and a fake KV cache after every step.
+// preemption by swap and by recompute, its error messages, async scheduling (placeholders,
+// deferred frees, discarded samples), and end-to-end simulations in both modes that check the
+// block pools, the outputs and a fake KV cache after every step.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <numeric>
 #include <set>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "engine/core/rng.h"
@@ -557,10 +561,240 @@ TEST(Scheduler, ProcessOutputsChecksTheSampleCountAndTheStep) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// End-to-end simulations: random requests, fake samples, small pools. After every step the pools
-// are checked, and a fake KV cache (each slot remembers which sequence, position and token wrote
-// it; swaps copy it) proves that every scheduled sequence finds all of its earlier tokens where
-// its block table says, so no swap mapping, slot or freed block is wrong.
+// Async scheduling: step N+1 is scheduled before step N's samples are known. Each test drives
+// the scheduler by hand, the way LLMEngine::step does: schedule the next step, then process the
+// older one (at most two steps outstanding).
+
+SchedulerConfig async_config(int64_t budget, int64_t max_seqs, int64_t max_model_len = 1024) {
+  SchedulerConfig c = config(budget, max_seqs, max_model_len);
+  c.async_scheduling = true;
+  return c;
+}
+
+constexpr int32_t kPh = kPlaceholderToken;
+
+// Runs an async scheduler to the end like LLMEngine: after each submitted step, the older one is
+// processed with `token` sampled everywhere. `inflight` holds the steps not processed yet.
+void drain_async(Scheduler& s, std::deque<SchedulerOutput>& inflight, int32_t token = 9) {
+  for (int guard = 0; s.has_unfinished() || !inflight.empty(); ++guard) {
+    ASSERT_LT(guard, 10000) << "no progress";
+    SchedulerOutput out = s.schedule();
+    const bool submitted = !out.empty();
+    if (submitted) inflight.push_back(std::move(out));
+    while (inflight.size() > (submitted ? 1u : 0u)) {
+      s.process_outputs(inflight.front(), all(inflight.front(), token));
+      inflight.pop_front();
+    }
+  }
+}
+
+TEST(Scheduler, AsyncSchedulesOnPlaceholdersAndFillsThemInOrder) {
+  BlockManager bm(8, 0, 4, 8);
+  Scheduler s(async_config(64, 4), bm);
+  const int64_t id = s.add_request(prompt_of(3), max_tokens(10));
+  const Sequence& seq = s.sequence(id);
+  const SchedulerOutput s0 = s.schedule();  // prefill positions 0..2
+  ASSERT_EQ(s0.seqs.size(), 1u);
+  EXPECT_EQ(s0.seqs[0].output_index, 0);
+  EXPECT_EQ(seq.num_computed_tokens, 3);  // advanced at once, as if the step had run
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{kPh}));
+  const SchedulerOutput s1 = s.schedule();  // decode position 3: the placeholder, fed on the device
+  ASSERT_EQ(ids_of(s1), (std::vector<int64_t>{id}));
+  EXPECT_FALSE(s1.seqs[0].is_prefill);
+  EXPECT_EQ(s1.seqs[0].output_index, 1);
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{kPh, kPh}));
+  EXPECT_EQ(s.num_pending_steps(), 2);
+  EXPECT_THROW_WITH(s.schedule(), Error, "at most two steps");
+  EXPECT_THROW_WITH(s.process_outputs(s1, {6}), InvalidArgument, "step 1", "oldest", "is 0");
+  EXPECT_TRUE(s.process_outputs(s0, {5}).empty());
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{5, kPh}));
+  EXPECT_TRUE(s.process_outputs(s1, {6}).empty());
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(s.num_pending_steps(), 0);
+}
+
+TEST(Scheduler, AsyncEosWhileTheNextStepIsScheduledDefersTheFreeAndDiscardsThatSample) {
+  BlockManager bm(8, 0, 4, 8);
+  Scheduler s(async_config(64, 4), bm);
+  const int64_t id = s.add_request(prompt_of(3), max_tokens(10, /*eos=*/7));
+  const Sequence& seq = s.sequence(id);
+  const SchedulerOutput s0 = s.schedule();
+  const SchedulerOutput s1 = s.schedule();
+  s.process_outputs(s0, {5});
+  const SchedulerOutput s2 = s.schedule();  // decode position 4: a second block
+  ASSERT_EQ(ids_of(s2), (std::vector<int64_t>{id}));
+  EXPECT_EQ(seq.block_table.size(), 2u);
+  EXPECT_EQ(bm.num_free_gpu_blocks(), 6);
+
+  // Step 1 samples EOS while step 2 (which writes position 4 into the second block) is in flight.
+  const auto finished = s.process_outputs(s1, {7});
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0], &seq);
+  EXPECT_EQ(seq.status, SeqStatus::finished);
+  EXPECT_EQ(seq.finish_reason, FinishReason::stop);
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{5, 7}));  // step 2's placeholder is gone
+  EXPECT_EQ(seq.block_table.size(), 2u) << "freed while step 2 still uses the blocks";
+  EXPECT_EQ(bm.num_free_gpu_blocks(), 6);
+  EXPECT_FALSE(s.has_unfinished());
+  EXPECT_THROW_WITH(s.release(id), InvalidArgument, "still in a step");
+  EXPECT_TRUE(s.schedule().empty());  // in no queue any more
+
+  // Step 2's sample for the stopped sequence is dropped; now the blocks go back.
+  EXPECT_TRUE(s.process_outputs(s2, {8}).empty());
+  EXPECT_EQ(seq.output, (std::vector<int32_t>{5, 7}));
+  EXPECT_TRUE(seq.block_table.empty());
+  EXPECT_EQ(bm.num_free_gpu_blocks(), 8);
+  EXPECT_EQ(s.stats().num_discarded_samples, 1);
+  EXPECT_EQ(s.stats().num_generated_tokens, 2);
+  EXPECT_EQ(s.stats().num_finished, 1);
+  s.release(id);
+}
+
+TEST(Scheduler, AsyncNeverSchedulesASequenceWhosePendingSamplesEndItOnLength) {
+  BlockManager bm(8, 0, 4, 8);
+  Scheduler s(async_config(64, 4, /*max_model_len=*/5), bm);
+  const int64_t a = s.add_request(prompt_of(3), max_tokens(2));    // stops on max_tokens
+  const int64_t b = s.add_request(prompt_of(4), max_tokens(100));  // stops on max_model_len
+  const SchedulerOutput s0 = s.schedule();                         // both prefill
+  ASSERT_EQ(ids_of(s0), (std::vector<int64_t>{a, b}));
+  // b's pending sample makes it 5 tokens = max_model_len: certain to stop, not scheduled.
+  const SchedulerOutput s1 = s.schedule();
+  EXPECT_EQ(ids_of(s1), (std::vector<int64_t>{a}));
+  auto finished = s.process_outputs(s0, {10, 20});
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0]->id, b);
+  EXPECT_EQ(finished[0]->finish_reason, FinishReason::model_len);
+  EXPECT_TRUE(s.sequence(b).block_table.empty()) << "not in flight: freed at once";
+  // a holds 2 placeholders = max_tokens: nothing to schedule.
+  EXPECT_TRUE(s.schedule().empty());
+  finished = s.process_outputs(s1, {11});
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0]->finish_reason, FinishReason::length);
+  EXPECT_EQ(s.sequence(a).output, (std::vector<int32_t>{10, 11}));
+  EXPECT_EQ(s.sequence(b).output, (std::vector<int32_t>{20}));
+  EXPECT_EQ(bm.num_free_gpu_blocks(), 8);
+  EXPECT_EQ(s.stats().num_discarded_samples, 0);  // only EOS wastes a slot
+}
+
+// TinyPool's story (4 GPU blocks of 2 tokens, A and B of 3 prompt tokens) in async mode: A's
+// position 4 needs a block in step 2, while B's step 1 (decode position 3) is still in flight.
+TEST(Scheduler, AsyncSwapOutOfASequenceWithAStepInFlightKeepsThatStepsSample) {
+  BlockManager bm(TinyPool::kGpuBlocks, /*cpu_blocks=*/8, TinyPool::kBlockSize, 8);
+  Scheduler s(async_config(64, 8), bm);
+  s.add_request(prompt_of(3), max_tokens(4));  // A = 0
+  s.add_request(prompt_of(3), max_tokens(4));  // B = 1
+  const Sequence& b = s.sequence(1);
+  const SchedulerOutput s0 = s.schedule();
+  const SchedulerOutput s1 = s.schedule();
+  EXPECT_EQ(ids_of(s1), (std::vector<int64_t>{0, 1}));
+  s.process_outputs(s0, {10, 20});
+  const SchedulerOutput s2 = s.schedule();
+  EXPECT_EQ(ids_of(s2), (std::vector<int64_t>{0}));
+  ASSERT_EQ(s2.preempted.size(), 1u);
+  EXPECT_EQ(s2.preempted[0], &b);
+  EXPECT_EQ(b.status, SeqStatus::swapped);
+  EXPECT_EQ(b.num_computed_tokens, 4);  // step 1's position 3 is part of what was swapped
+  EXPECT_EQ(s2.swap_out.size(), 2u);
+  EXPECT_EQ(b.output, (std::vector<int32_t>{20, kPh}));
+  s.process_outputs(s1, {11, 21});
+  EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21}));  // filled while swapped out
+  EXPECT_EQ(b.status, SeqStatus::swapped);
+  std::deque<SchedulerOutput> inflight{s2};
+  drain_async(s, inflight);
+  EXPECT_EQ(s.sequence(0).output, (std::vector<int32_t>{10, 11, 9, 9}));
+  EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21, 9, 9}));
+  EXPECT_EQ(s.stats().num_swap_ins, 1);
+  EXPECT_EQ(bm.num_free_gpu_blocks(), TinyPool::kGpuBlocks);
+  EXPECT_EQ(bm.num_free_cpu_blocks(), 8);
+}
+
+TEST(Scheduler, AsyncRecomputeOfASequenceWithAStepInFlightKeepsThatStepsSample) {
+  BlockManager bm(TinyPool::kGpuBlocks, /*cpu_blocks=*/0, TinyPool::kBlockSize, 8);
+  Scheduler s(async_config(64, 8), bm);
+  s.add_request(prompt_of(3), max_tokens(4));
+  s.add_request(prompt_of(3), max_tokens(4));
+  const Sequence& b = s.sequence(1);
+  const SchedulerOutput s0 = s.schedule();
+  const SchedulerOutput s1 = s.schedule();
+  s.process_outputs(s0, {10, 20});
+  const SchedulerOutput s2 = s.schedule();
+  ASSERT_EQ(s2.preempted.size(), 1u);
+  EXPECT_EQ(b.status, SeqStatus::waiting);
+  EXPECT_EQ(b.num_computed_tokens, 0);
+  EXPECT_TRUE(b.block_table.empty());
+  s.process_outputs(s1, {11, 21});
+  EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21}));
+  const SchedulerOutput s3 = s.schedule();  // A decodes its last position; B does not fit yet
+  EXPECT_EQ(ids_of(s3), (std::vector<int64_t>{0}));
+  s.process_outputs(s2, {12});
+  EXPECT_TRUE(s.schedule().empty());  // A's pending sample is its last; B still does not fit
+  s.process_outputs(s3, {13});
+  EXPECT_EQ(s.sequence(0).status, SeqStatus::finished);
+  // B recomputes prompt + both outputs, all real tokens, as one prefill.
+  const SchedulerOutput s5 = s.schedule();
+  ASSERT_EQ(ids_of(s5), (std::vector<int64_t>{1}));
+  EXPECT_TRUE(s5.seqs[0].is_prefill);
+  EXPECT_EQ(s5.seqs[0].num_tokens, 5);
+  EXPECT_EQ(s5.seqs[0].output_index, 2);
+  for (int64_t p = 0; p < 5; ++p) EXPECT_NE(b.token(p), kPh) << "position " << p;
+  std::deque<SchedulerOutput> inflight{s5};
+  drain_async(s, inflight);
+  EXPECT_EQ(s.sequence(0).output, (std::vector<int32_t>{10, 11, 12, 13}));
+  EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21, 9, 9}));
+  EXPECT_EQ(bm.num_free_gpu_blocks(), TinyPool::kGpuBlocks);
+}
+
+// The victim of step 2's preemption is B, whose in-flight step 1 samples its last token (EOS, or
+// max_tokens): B stops while swapped out, so its blocks are CPU blocks and go back to the CPU
+// pool. (This used to throw: the free looked at the status after it was set to finished and gave
+// the CPU block ids back to the GPU pool.)
+TEST(Scheduler, AsyncSequenceThatStopsWhileSwappedOutReturnsItsCpuBlocks) {
+  for (const bool by_eos : {true, false}) {
+    SCOPED_TRACE(by_eos ? "stops at EOS" : "stops at max_tokens");
+    BlockManager bm(TinyPool::kGpuBlocks, /*cpu_blocks=*/8, TinyPool::kBlockSize, 8);
+    Scheduler s(async_config(64, 8), bm);
+    s.add_request(prompt_of(3), max_tokens(4));
+    s.add_request(prompt_of(3), by_eos ? max_tokens(4, /*eos=*/21) : max_tokens(2));
+    const Sequence& b = s.sequence(1);
+    const SchedulerOutput s0 = s.schedule();
+    const SchedulerOutput s1 = s.schedule();
+    s.process_outputs(s0, {10, 20});
+    SchedulerOutput s2 = s.schedule();
+    ASSERT_EQ(s2.preempted.size(), 1u);
+    ASSERT_EQ(b.status, SeqStatus::swapped);
+    std::vector<Sequence*> finished;
+    ASSERT_NO_THROW(finished = s.process_outputs(s1, {11, 21}));
+    ASSERT_EQ(finished.size(), 1u);
+    EXPECT_EQ(finished[0], &b);
+    EXPECT_EQ(b.finish_reason, by_eos ? FinishReason::stop : FinishReason::length);
+    EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21}));
+    EXPECT_TRUE(b.block_table.empty());
+    EXPECT_TRUE(s.swapped().empty());
+    EXPECT_EQ(bm.num_free_cpu_blocks(), 8);
+    for (int64_t blk = 0; blk < 8; ++blk) EXPECT_EQ(bm.cpu_block_owner(blk), -1);
+    std::deque<SchedulerOutput> inflight{s2};
+    drain_async(s, inflight);
+    EXPECT_EQ(s.sequence(0).output, (std::vector<int32_t>{10, 11, 9, 9}));
+    EXPECT_EQ(b.output, (std::vector<int32_t>{20, 21}));
+    EXPECT_EQ(s.stats().num_swap_ins, 0);
+    EXPECT_EQ(bm.num_free_gpu_blocks(), TinyPool::kGpuBlocks);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// End-to-end simulations: random requests, a fake model, small pools, in both scheduling modes.
+// The fake model drives the scheduler the way LLMEngine does: synchronous mode processes each
+// step at once; async mode schedules (and "submits") step N+1 before it processes step N, so one
+// step is always in flight. After every schedule() and every process_outputs() the pools, the
+// queues and the outputs are checked, and a fake KV cache (each slot remembers which sequence,
+// position and token wrote it; swaps copy it) proves that every scheduled sequence finds all of
+// its earlier tokens where its block table says, so no swap mapping, slot or freed block is wrong.
+
+enum class Mode { sync, async };
+
+const char* mode_name(Mode m) {
+  return m == Mode::sync ? "sync" : "async";
+}
 
 struct SimSpec {
   std::string name;
@@ -579,7 +813,10 @@ struct KvEntry {
 };
 
 constexpr int32_t kVocab = 37;
-constexpr int32_t kDiscarded = 1000;  // sampled for partial prefills: must never show up
+// What the fake model samples where a sample must be thrown away: partial prefills, and (async)
+// a step scheduled before its sequence's EOS was known. Outside the vocabulary: it must never
+// show up in an output.
+constexpr int32_t kDiscarded = 1000;
 
 // The token a sequence samples as its k-th output: a fixed function, so the test knows the
 // whole expected output in advance.
@@ -604,67 +841,154 @@ std::vector<int32_t> expected_output(int64_t id, int64_t prompt_len, const Sampl
   return out;
 }
 
+// Why expected_output stopped (the scheduler's order: EOS, then max_tokens, then max_model_len).
+FinishReason expected_reason(const std::vector<int32_t>& out, const SamplingParams& p) {
+  if (!p.ignore_eos && p.eos_token_id >= 0 && out.back() == p.eos_token_id)
+    return FinishReason::stop;
+  if (static_cast<int64_t>(out.size()) >= p.max_tokens) return FinishReason::length;
+  return FinishReason::model_len;
+}
+
+struct SimRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams params;
+  int64_t arrival = 0;  // loop iteration that adds it (0 = before the first step)
+};
+
+// The requests and their arrival iterations, drawn up front from the spec's seed, so that both
+// modes see the same workload.
+std::vector<SimRequest> make_workload(const SimSpec& spec) {
+  Rng rng(spec.seed);
+  const int64_t initial = spec.initial_requests < 0 ? spec.num_requests : spec.initial_requests;
+  std::vector<SimRequest> w;
+  int64_t t = 0;
+  for (int64_t i = 0; i < spec.num_requests; ++i) {
+    SimRequest r;
+    if (i >= initial) {  // later ones: each iteration brings one with probability 0.3
+      do ++t;
+      while (rng.uniform() >= 0.3);
+    }
+    r.arrival = t;
+    r.prompt.resize(static_cast<size_t>(rng.randint(1, spec.max_prompt)));
+    for (auto& tok : r.prompt) tok = static_cast<int32_t>(rng.randint(0, kVocab - 1));
+    r.params.max_tokens = static_cast<int32_t>(rng.randint(1, spec.max_new_tokens));
+    r.params.eos_token_id =
+        rng.uniform() < 0.5 ? static_cast<int32_t>(rng.randint(0, kVocab - 1)) : -1;
+    r.params.ignore_eos = rng.uniform() < 0.2;
+    w.push_back(std::move(r));
+  }
+  return w;
+}
+
+// With `oracle` off the fake model knows nothing of where a request should stop: it samples
+// fake_sample(id, k) everywhere (a discarded sample looks like any other token), and outputs are
+// not compared with expected_output: SchedulerSyncVsAsync then compares the two modes directly.
 class Simulation {
  public:
-  explicit Simulation(const SimSpec& spec)
+  Simulation(const SimSpec& spec, Mode mode, bool oracle = true)
       : spec_(spec),
-        rng_(spec.seed),
+        async_(mode == Mode::async),
+        oracle_(oracle),
+        workload_(make_workload(spec)),
         bm_(spec.gpu_blocks, spec.cpu_blocks, spec.block_size, spec.max_blocks_per_seq),
-        sched_(make_config(spec), bm_),
+        sched_(make_config(spec, mode), bm_),
         gpu_kv_(static_cast<size_t>(spec.gpu_blocks * spec.block_size)),
         cpu_kv_(static_cast<size_t>(spec.cpu_blocks * spec.block_size)) {}
 
   void run() {
-    const int64_t initial =
-        spec_.initial_requests < 0 ? spec_.num_requests : spec_.initial_requests;
-    for (int64_t i = 0; i < initial; ++i) add_random_request();
-    int64_t steps = 0;
-    while (sched_.has_unfinished() || submitted_ < spec_.num_requests) {
-      ASSERT_LT(steps++, 100000) << "no progress";
-      if (submitted_ < spec_.num_requests && rng_.uniform() < 0.3) add_random_request();
-      const SchedulerOutput out = sched_.schedule();
-      if (sched_.has_unfinished()) {
-        ASSERT_FALSE(out.empty()) << "stalled at step " << steps;
-      }
+    size_t next = 0;
+    for (int64_t it = 0;; ++it) {
+      ASSERT_LT(it, 100000) << "no progress";
+      while (next < workload_.size() && workload_[next].arrival <= it)
+        add_request(workload_[next++]);
+      if (next == workload_.size() && !sched_.has_unfinished() && inflight_.empty()) break;
+      SchedulerOutput out = sched_.schedule();
+      max_pending_ = std::max(max_pending_, sched_.num_pending_steps());
       check_schedule(out);
       if (::testing::Test::HasFatalFailure()) return;
-      run_fake_step(out);
-      if (::testing::Test::HasFatalFailure()) return;
-      std::vector<int32_t> sampled;
-      for (const ScheduledSeq& q : out.seqs)
-        sampled.push_back(q.do_sample ? fake_sample(q.seq->id, q.seq->output_len()) : kDiscarded);
-      for (Sequence* f : sched_.process_outputs(out, sampled)) check_finished(*f);
-      check_pools({});
-      if (::testing::Test::HasFatalFailure()) return;
+      const bool submitted = !out.empty();
+      if (submitted) {
+        run_fake_step(std::move(out));
+        if (::testing::Test::HasFatalFailure()) return;
+      } else if (inflight_.empty()) {
+        ASSERT_FALSE(sched_.has_unfinished()) << "stalled at iteration " << it;
+      }
+      // As LLMEngine::step: process at once in synchronous mode; in async mode process the older
+      // step only once the newer one is submitted (an empty schedule drains what is in flight).
+      const size_t keep = async_ && submitted ? 1 : 0;
+      while (inflight_.size() > keep) {
+        process_oldest();
+        if (::testing::Test::HasFatalFailure()) return;
+      }
     }
     EXPECT_EQ(finished_, accepted_) << "every accepted request finishes";
+    EXPECT_TRUE(deferred_.empty());
+    EXPECT_EQ(sched_.num_pending_steps(), 0);
     EXPECT_EQ(bm_.num_free_gpu_blocks(), spec_.gpu_blocks);
     EXPECT_EQ(bm_.num_free_cpu_blocks(), spec_.cpu_blocks);
     EXPECT_EQ(sched_.stats().num_finished, accepted_);
+    if (oracle_) {
+      EXPECT_EQ(sched_.stats().num_discarded_samples, num_discarded_);
+    }
+    if (!async_) {
+      EXPECT_EQ(sched_.stats().num_discarded_samples, 0);
+    }
+    for (auto& [id, out] : outputs_) {  // nothing changed an output after it finished
+      EXPECT_EQ(sched_.sequence(id).output, out) << "request " << id;
+      out = sched_.sequence(id).output;  // outputs() reports what the scheduler holds now
+    }
   }
 
   const SchedulerStats& stats() const { return sched_.stats(); }
   int64_t accepted() const { return accepted_; }
+  // Most steps outstanding at once (2 = async steps overlapped).
+  int64_t max_pending() const { return max_pending_; }
+  // Input tokens that were placeholders, fed from the previous step's sample (async).
+  int64_t num_fed() const { return num_fed_; }
+  // Final output (at the end of run()) and finish reason of every accepted request, by id.
+  const std::map<int64_t, std::vector<int32_t>>& outputs() const { return outputs_; }
+  const std::map<int64_t, FinishReason>& reasons() const { return reasons_; }
 
  private:
-  static SchedulerConfig make_config(const SimSpec& s) {
+  // A step submitted to the fake GPU and not processed yet.
+  struct InFlight {
+    SchedulerOutput out;
+    std::vector<int32_t> sampled;              // one per entry
+    std::vector<std::vector<int32_t>> tables;  // each entry's block table when it was scheduled
+  };
+
+  static SchedulerConfig make_config(const SimSpec& s, Mode mode) {
     SchedulerConfig c = config(s.budget, s.max_seqs, s.max_model_len);
     c.watermark = s.watermark;
+    c.async_scheduling = mode == Mode::async;
     return c;
   }
 
-  void add_random_request() {
+  // The fake model: the k-th output of a request is a pure function of (request, k), the same in
+  // both modes. Past the request's expected stop (reachable only when async mode scheduled a step
+  // before it learnt of an EOS) it samples kDiscarded, which no output may ever contain.
+  int32_t model_token(int64_t id, int64_t k) const {
+    if (!oracle_) return fake_sample(id, k);
+    const std::vector<int32_t>& e = expected_.at(id);
+    return k < static_cast<int64_t>(e.size()) ? e[k] : kDiscarded;
+  }
+
+  static int64_t entry_of(const SchedulerOutput& out, int64_t id) {
+    for (size_t i = 0; i < out.seqs.size(); ++i)
+      if (out.seqs[i].seq->id == id) return static_cast<int64_t>(i);
+    return -1;
+  }
+
+  bool in_flight(int64_t id) const {
+    return std::any_of(inflight_.begin(), inflight_.end(),
+                       [&](const InFlight& f) { return entry_of(f.out, id) >= 0; });
+  }
+
+  void add_request(const SimRequest& r) {
     ++submitted_;
-    const int64_t len = rng_.randint(1, spec_.max_prompt);
-    std::vector<int32_t> prompt(static_cast<size_t>(len));
-    for (auto& t : prompt) t = static_cast<int32_t>(rng_.randint(0, kVocab - 1));
-    SamplingParams p;
-    p.max_tokens = static_cast<int32_t>(rng_.randint(1, spec_.max_new_tokens));
-    p.eos_token_id = rng_.uniform() < 0.5 ? static_cast<int32_t>(rng_.randint(0, kVocab - 1)) : -1;
-    p.ignore_eos = rng_.uniform() < 0.2;
     int64_t id = -1;
     try {
-      id = sched_.add_request(prompt, p);
+      id = sched_.add_request(r.prompt, r.params);
     } catch (const InvalidArgument& e) {
       // Only a request that truly cannot fit may be refused.
       EXPECT_NE(std::string(e.what()).find("can never fit"), std::string::npos) << e.what();
@@ -672,32 +996,60 @@ class Simulation {
       return;
     }
     ++accepted_;
-    expected_[id] = expected_output(id, len, p, spec_.max_model_len);
-    prompts_[id] = prompt;
+    const int64_t len = static_cast<int64_t>(r.prompt.size());
+    expected_[id] = expected_output(id, len, r.params, spec_.max_model_len);
+    prompts_[id] = r.prompt;
   }
 
   void check_schedule(const SchedulerOutput& out) {
     ASSERT_LE(out.num_batched_tokens, spec_.budget);
     ASSERT_LE(static_cast<int64_t>(out.seqs.size()), spec_.max_seqs);
     ASSERT_LE(static_cast<int64_t>(sched_.running().size()), spec_.max_seqs);
+    ASSERT_LE(sched_.num_pending_steps(), async_ ? 2 : 1);
     int64_t total = 0;
     std::set<int64_t> ids;
     std::map<int64_t, int64_t> scheduled;
     for (size_t i = 0; i < out.seqs.size(); ++i) {
       const ScheduledSeq& q = out.seqs[i];
       const Sequence& seq = *q.seq;
-      total += q.num_tokens;
+      const int64_t n = q.num_tokens;
+      total += n;
       ASSERT_TRUE(ids.insert(seq.id).second) << "sequence " << seq.id << " scheduled twice";
       ASSERT_EQ(seq.status, SeqStatus::running);
-      ASSERT_GE(q.num_tokens, 1);
-      ASSERT_LE(seq.num_computed_tokens + q.num_tokens, seq.len());
-      ASSERT_EQ(q.do_sample, seq.num_computed_tokens + q.num_tokens == seq.len());
+      ASSERT_GE(n, 1);
+      // Async: schedule() already advanced the sequence as if the step had run, and appended a
+      // placeholder for a step that samples. Undo that to see the sequence before the step.
+      const int64_t placeholder = async_ && q.do_sample ? 1 : 0;
+      const int64_t start = seq.num_computed_tokens - (async_ ? n : 0);
+      const int64_t len = seq.len() - placeholder;
+      const int64_t out_len = seq.output_len() - placeholder;
+      ASSERT_GE(start, 0);
+      ASSERT_LE(start + n, len);
+      ASSERT_EQ(q.do_sample, start + n == len);
       ASSERT_EQ(q.is_prefill, static_cast<int64_t>(i) < out.num_prefills) << "prefills first";
-      ASSERT_EQ(q.is_prefill, seq.is_prefill());
+      ASSERT_EQ(q.is_prefill, out_len == 0 || start < len - 1);
       if (!q.is_prefill) {
-        ASSERT_EQ(q.num_tokens, 1);
+        ASSERT_EQ(n, 1);
       }
-      scheduled[seq.id] = q.num_tokens;
+      if (async_ && q.do_sample) {
+        ASSERT_EQ(q.output_index, out_len);
+        ASSERT_EQ(seq.output[out_len], kPlaceholderToken);
+        // A stop that is certain (max_tokens, max_model_len) is never scheduled past. (A prompt
+        // of max_model_len tokens still samples one.)
+        const int64_t k = q.output_index;
+        ASSERT_LT(k, seq.params.max_tokens) << "sequence " << seq.id;
+        ASSERT_TRUE(k == 0 || seq.prompt_len() + k < spec_.max_model_len)
+            << "sequence " << seq.id << " samples output " << k << " past max_model_len";
+      } else {
+        ASSERT_EQ(q.output_index, -1);
+      }
+      // A placeholder gets its real token (process_outputs of the step that sampled it) before
+      // its sequence is scheduled at a later position: the context holds only real tokens.
+      for (int64_t p = 0; p < start; ++p)
+        ASSERT_NE(seq.token(p), kPlaceholderToken)
+            << "sequence " << seq.id << " scheduled at position " << start
+            << " with a placeholder still at " << p;
+      scheduled[seq.id] = n;
     }
     ASSERT_EQ(total, out.num_batched_tokens);
     for (const Sequence* p : out.preempted) {
@@ -711,11 +1063,12 @@ class Simulation {
     if (!out.swap_out.empty()) {
       ASSERT_TRUE(out.swap_in.empty());
     }
-    check_pools(scheduled);
+    // Async tables already cover the scheduled tokens (num_computed_tokens was advanced).
+    check_pools(async_ ? std::map<int64_t, int64_t>{} : scheduled);
   }
 
   // Every block owned once, by the sequence whose table lists it; tables exactly cover the
-  // computed tokens (+ those scheduled this step); free counts add up.
+  // computed tokens (+ those scheduled this step); free + used = total in both pools.
   void check_pools(const std::map<int64_t, int64_t>& scheduled) {
     std::set<int32_t> gpu_used, cpu_used;
     for (const Sequence* seq : sched_.running()) {
@@ -725,6 +1078,14 @@ class Simulation {
       ASSERT_EQ(static_cast<int64_t>(seq->block_table.size()),
                 bm_.blocks_for_tokens(seq->num_computed_tokens + n))
           << "sequence " << seq->id;
+      for (int32_t b : seq->block_table) {
+        ASSERT_TRUE(gpu_used.insert(b).second) << "GPU block " << b << " owned twice";
+        ASSERT_EQ(bm_.gpu_block_owner(b), seq->id);
+      }
+    }
+    // Finished while a step in flight still uses its blocks (async): they stay its GPU blocks.
+    for (const Sequence* seq : deferred_) {
+      ASSERT_EQ(seq->status, SeqStatus::finished);
       for (int32_t b : seq->block_table) {
         ASSERT_TRUE(gpu_used.insert(b).second) << "GPU block " << b << " owned twice";
         ASSERT_EQ(bm_.gpu_block_owner(b), seq->id);
@@ -757,62 +1118,186 @@ class Simulation {
         << "a sequence was lost";
   }
 
-  void run_fake_step(const SchedulerOutput& out) {
+  // The fake GPU runs the step at once: in stream order, which is all a step in flight needs
+  // (the next step's swaps and compute run after it on the device, see StepExecutor::submit).
+  void run_fake_step(SchedulerOutput out) {
+    const InFlight* prev = inflight_.empty() ? nullptr : &inflight_.back();
     const int64_t bs = spec_.block_size;
     for (auto [g, c] : out.swap_out)
       for (int64_t j = 0; j < bs; ++j) cpu_kv_[c * bs + j] = gpu_kv_[g * bs + j];
     for (auto [c, g] : out.swap_in)
       for (int64_t j = 0; j < bs; ++j) gpu_kv_[g * bs + j] = cpu_kv_[c * bs + j];
+    InFlight f;
     std::set<int64_t> written;
     for (const ScheduledSeq& q : out.seqs) {
       const Sequence& seq = *q.seq;
       ASSERT_EQ(seq.prompt, prompts_[seq.id]);
-      for (int64_t p = 0; p < seq.num_computed_tokens; ++p) {  // attention reads the context
+      const int64_t start = seq.num_computed_tokens - (async_ ? q.num_tokens : 0);
+      for (int64_t p = 0; p < start; ++p) {  // attention reads the context
         const KvEntry want{seq.id, p, seq.token(p)};
         ASSERT_EQ(gpu_kv_[bm_.slot(seq, p)], want)
             << "sequence " << seq.id << " lost the KV of position " << p;
       }
-      for (int64_t p = seq.num_computed_tokens; p < seq.num_computed_tokens + q.num_tokens; ++p) {
+      for (int64_t p = start; p < start + q.num_tokens; ++p) {
+        int32_t token = seq.token(p);
+        if (token == kPlaceholderToken) {
+          // feed_sampled_tokens: the value is the previous step's sample for this position.
+          ASSERT_TRUE(async_);
+          ASSERT_NE(prev, nullptr) << "sequence " << seq.id << " feeds a placeholder at " << p
+                                   << " but no step is in flight";
+          const int64_t j = entry_of(prev->out, seq.id);
+          ASSERT_GE(j, 0) << "sequence " << seq.id << " position " << p
+                          << ": the step in flight does not sample it";
+          ASSERT_TRUE(prev->out.seqs[j].do_sample);
+          ASSERT_EQ(prev->out.seqs[j].output_index, p - seq.prompt_len())
+              << "sequence " << seq.id << " position " << p;
+          token = prev->sampled[j];
+          ASSERT_NE(token, kDiscarded) << "sequence " << seq.id << " computes past its stop";
+          ++num_fed_;
+        }
         const int64_t slot = bm_.slot(seq, p);
         ASSERT_TRUE(written.insert(slot).second) << "slot " << slot << " written twice";
-        gpu_kv_[slot] = KvEntry{seq.id, p, seq.token(p)};  // reshape_and_cache
+        gpu_kv_[slot] = KvEntry{seq.id, p, token};  // reshape_and_cache
       }
+      int32_t sample = kDiscarded;
+      if (q.do_sample) {
+        sample = model_token(seq.id, async_ ? q.output_index : seq.output_len());
+        if (sample == kDiscarded) ++num_discarded_;
+      }
+      f.sampled.push_back(sample);
+      f.tables.push_back(seq.block_table);
+    }
+    f.out = std::move(out);
+    inflight_.push_back(std::move(f));
+  }
+
+  void process_oldest() {
+    const InFlight f = std::move(inflight_.front());
+    inflight_.pop_front();
+    for (Sequence* done : sched_.process_outputs(f.out, f.sampled)) {
+      check_finished(*done);
+      if (::testing::Test::HasFatalFailure()) return;
+    }
+    std::erase_if(deferred_, [](const Sequence* s) { return s->block_table.empty(); });
+    for (const Sequence* s : deferred_)
+      ASSERT_TRUE(in_flight(s->id)) << "sequence " << s->id << " finished, holds blocks, and no "
+                                    << "step in flight uses them (leak)";
+    // process_outputs frees no block that a step still in flight references: every block each
+    // entry of such a step was scheduled with still belongs to that entry's sequence. (Only a
+    // later schedule() may free them, by preemption: the device runs that step's swaps and
+    // compute after the step in flight, so it reuses them in stream order.)
+    for (const InFlight& g : inflight_)
+      for (size_t i = 0; i < g.out.seqs.size(); ++i)
+        for (int32_t b : g.tables[i])
+          ASSERT_EQ(bm_.gpu_block_owner(b), g.out.seqs[i].seq->id)
+              << "GPU block " << b << " of sequence " << g.out.seqs[i].seq->id
+              << " was freed while step " << g.out.step << " (in flight) uses it";
+    check_outputs();
+    if (::testing::Test::HasFatalFailure()) return;
+    check_pools({});
+  }
+
+  // Every unfinished sequence's output is the expected one, except placeholders, which are
+  // exactly those of the sampling entries of the steps still in flight.
+  void check_outputs() {
+    std::set<std::pair<int64_t, int64_t>> pending;  // (id, output index)
+    for (const InFlight& g : inflight_)
+      for (const ScheduledSeq& q : g.out.seqs)
+        if (q.do_sample && !q.seq->is_finished()) pending.emplace(q.seq->id, q.output_index);
+    for (const auto* queue : {&sched_.waiting(), &sched_.running(), &sched_.swapped()})
+      for (const Sequence* seq : *queue) {
+        const std::vector<int32_t>& want = expected_[seq->id];
+        if (oracle_) {
+          ASSERT_LE(seq->output_len(), static_cast<int64_t>(want.size())) << "sequence " << seq->id;
+        }
+        for (int64_t k = 0; k < seq->output_len(); ++k) {
+          if (seq->output[k] == kPlaceholderToken) {
+            ASSERT_TRUE(pending.erase({seq->id, k}))
+                << "sequence " << seq->id << " output " << k
+                << " is a placeholder that no step in flight fills";
+          } else if (oracle_) {
+            ASSERT_EQ(seq->output[k], want[k]) << "sequence " << seq->id << " output " << k;
+          }
+        }
+      }
+    ASSERT_TRUE(pending.empty()) << "a sample in flight has no placeholder (sequence "
+                                 << pending.begin()->first << ")";
+  }
+
+  void check_finished(Sequence& seq) {
+    ++finished_;
+    EXPECT_EQ(seq.status, SeqStatus::finished);
+    if (oracle_) {
+      EXPECT_EQ(seq.output, expected_[seq.id]) << "request " << seq.id;
+      EXPECT_EQ(seq.finish_reason, expected_reason(expected_[seq.id], seq.params))
+          << "request " << seq.id;
+    }
+    outputs_[seq.id] = seq.output;
+    reasons_[seq.id] = seq.finish_reason;
+    if (!seq.block_table.empty()) {  // its free is deferred: a step in flight writes its blocks
+      ASSERT_TRUE(async_) << "request " << seq.id << " finished but kept its blocks";
+      ASSERT_TRUE(in_flight(seq.id)) << "request " << seq.id << " finished, kept its blocks, and "
+                                     << "is in no step in flight";
+      deferred_.insert(&seq);
     }
   }
 
-  void check_finished(const Sequence& seq) {
-    ++finished_;
-    EXPECT_EQ(seq.status, SeqStatus::finished);
-    EXPECT_TRUE(seq.block_table.empty());
-    EXPECT_EQ(seq.output, expected_[seq.id]) << "request " << seq.id;
-    EXPECT_NE(seq.finish_reason, FinishReason::none);
-  }
-
   SimSpec spec_;
-  Rng rng_;
+  bool async_, oracle_;
+  std::vector<SimRequest> workload_;
   BlockManager bm_;
   Scheduler sched_;
   std::vector<KvEntry> gpu_kv_, cpu_kv_;
-  std::map<int64_t, std::vector<int32_t>> expected_, prompts_;
+  std::deque<InFlight> inflight_;  // submitted, not processed (oldest first)
+  std::set<const Sequence*> deferred_;
+  std::map<int64_t, std::vector<int32_t>> expected_, prompts_, outputs_;
+  std::map<int64_t, FinishReason> reasons_;
   int64_t submitted_ = 0, accepted_ = 0, rejected_ = 0, finished_ = 0;
+  int64_t max_pending_ = 0, num_fed_ = 0, num_discarded_ = 0;
 };
 
 void PrintTo(const SimSpec& s, std::ostream* os) {
   *os << s.name;
 }
 
-class SchedulerSimulation : public ::testing::TestWithParam<SimSpec> {};
+void PrintTo(Mode m, std::ostream* os) {
+  *os << mode_name(m);
+}
+
+// name, seed, requests, gpu, cpu, block size, max blocks/seq, budget, max seqs, max len,
+// max prompt, max new tokens, watermark, initial requests
+const SimSpec kSpecs[] = {
+    {"swap", 1, 60, 12, 64, 4, 16, 16, 8, 64, 24, 24},
+    {"swap_seed2", 2, 60, 12, 64, 4, 16, 16, 8, 64, 24, 24, 0, 10},
+    {"recompute_only", 3, 60, 12, 0, 4, 16, 16, 8, 64, 24, 24},
+    {"small_cpu_pool_mixes_both", 4, 60, 12, 5, 4, 16, 16, 8, 64, 24, 24},
+    {"block_size_1", 5, 40, 40, 200, 1, 64, 12, 6, 48, 20, 20},
+    {"short_max_model_len", 6, 60, 16, 64, 4, 8, 12, 4, 20, 20, 30},
+    {"watermark", 7, 60, 40, 160, 2, 40, 16, 8, 64, 30, 30, 0.1, 20},
+    {"one_seq_at_a_time", 8, 20, 8, 32, 4, 8, 8, 1, 32, 20, 10},
+};
+
+std::string spec_name(const ::testing::TestParamInfo<SimSpec>& info) {
+  return info.param.name;
+}
+
+class SchedulerSimulation : public ::testing::TestWithParam<std::tuple<SimSpec, Mode>> {};
 
 TEST_P(SchedulerSimulation, RunsToCompletionWithInvariantsEveryStep) {
-  const SimSpec& spec = GetParam();
-  Simulation sim(spec);
+  const auto& [spec, mode] = GetParam();
+  Simulation sim(spec, mode);
   sim.run();
   const SchedulerStats& st = sim.stats();
   EXPECT_GT(sim.accepted(), spec.num_requests / 2);
-  std::cout << "[ stats    ] " << spec.name << ": " << sim.accepted() << " requests, "
-            << st.num_steps << " steps, " << st.num_preemptions << " preemptions ("
+  std::cout << "[ stats    ] " << spec.name << " " << mode_name(mode) << ": " << sim.accepted()
+            << " requests, " << st.num_steps << " steps, " << st.num_preemptions << " preemptions ("
             << st.num_swap_outs << " swap-outs, " << st.num_recomputes << " recomputes), "
-            << st.num_partial_prefills << " partial prefills\n";
+            << st.num_partial_prefills << " partial prefills, " << st.num_discarded_samples
+            << " discarded, " << sim.num_fed() << " fed\n";
+  if (mode == Mode::async) {
+    EXPECT_EQ(sim.max_pending(), 2) << "no two steps were ever outstanding";
+    EXPECT_GT(sim.num_fed(), 0) << "no step ever decoded a placeholder";
+  }
   if (spec.max_seqs == 1) return;  // one sequence at a time never needs to preempt
   EXPECT_GT(st.num_preemptions, 0) << "the pool is meant to be tight enough to preempt";
   if (spec.cpu_blocks == 0) {
@@ -820,38 +1305,75 @@ TEST_P(SchedulerSimulation, RunsToCompletionWithInvariantsEveryStep) {
     EXPECT_GT(st.num_recomputes, 0);
   } else if (spec.cpu_blocks >= spec.gpu_blocks * 4) {
     EXPECT_GT(st.num_swap_outs, 0);
-    EXPECT_EQ(st.num_swap_ins, st.num_swap_outs);  // everything swapped out came back
+    // Everything swapped out comes back, except (async) a sequence whose last sample was in
+    // flight when it was swapped out: it stops while swapped.
+    if (mode == Mode::sync) {
+      EXPECT_EQ(st.num_swap_ins, st.num_swap_outs);
+    } else {
+      EXPECT_LE(st.num_swap_ins, st.num_swap_outs);
+    }
   }
   EXPECT_GT(st.num_partial_prefills, 0) << "prompts are meant to exceed the budget sometimes";
 }
 
-// name, seed, requests, gpu, cpu, block size, max blocks/seq, budget, max seqs, max len,
-// max prompt, max new tokens, watermark, initial requests
-INSTANTIATE_TEST_SUITE_P(
-    Pools, SchedulerSimulation,
-    ::testing::Values(SimSpec{"swap", 1, 60, 12, 64, 4, 16, 16, 8, 64, 24, 24},
-                      SimSpec{"swap_seed2", 2, 60, 12, 64, 4, 16, 16, 8, 64, 24, 24, 0, 10},
-                      SimSpec{"recompute_only", 3, 60, 12, 0, 4, 16, 16, 8, 64, 24, 24},
-                      SimSpec{"small_cpu_pool_mixes_both", 4, 60, 12, 5, 4, 16, 16, 8, 64, 24, 24},
-                      SimSpec{"block_size_1", 5, 40, 40, 200, 1, 64, 12, 6, 48, 20, 20},
-                      SimSpec{"short_max_model_len", 6, 60, 16, 64, 4, 8, 12, 4, 20, 20, 30},
-                      SimSpec{"watermark", 7, 60, 40, 160, 2, 40, 16, 8, 64, 30, 30, 0.1, 20},
-                      SimSpec{"one_seq_at_a_time", 8, 20, 8, 32, 4, 8, 8, 1, 32, 20, 10}),
-    [](const ::testing::TestParamInfo<SimSpec>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Pools, SchedulerSimulation,
+                         ::testing::Combine(::testing::ValuesIn(kSpecs),
+                                            ::testing::Values(Mode::sync, Mode::async)),
+                         [](const ::testing::TestParamInfo<std::tuple<SimSpec, Mode>>& info) {
+                           return std::get<0>(info.param).name + "_" +
+                                  mode_name(std::get<1>(info.param));
+                         });
 
-TEST(Scheduler, ManyMoreRequestsThanKvSpaceAllFinish) {
-  // 300 requests of up to 30 + 40 tokens against 256 GPU token slots: at most a handful fit at
-  // once. Nothing may crash, stall or lose a token.
-  const SimSpec spec{"many", 99, 300, 32, 6, 8, 16, 64, 32, 128, 30, 40};
-  Simulation sim(spec);
-  sim.run();
-  EXPECT_EQ(sim.accepted(), 300);
-  EXPECT_GT(sim.stats().num_preemptions, 0);
-  EXPECT_EQ(sim.stats().num_finished, 300);
-  std::cout << "[ stats    ] " << sim.stats().num_steps << " steps, " << sim.stats().num_preemptions
-            << " preemptions (" << sim.stats().num_swap_outs << " swap-outs, "
-            << sim.stats().num_recomputes << " recomputes)\n";
+// The same workload in both modes: the fake model's tokens depend only on (request, position),
+// so the modes must agree token for token (and on why each request stopped), whatever the
+// different interleavings of preemptions, swaps and chunks. No oracle here: the model samples
+// a plausible token everywhere, discarded samples included, and synchronous mode is the
+// reference for async mode.
+class SchedulerSyncVsAsync : public ::testing::TestWithParam<SimSpec> {};
+
+TEST_P(SchedulerSyncVsAsync, GenerateTheSameTokensPerRequest) {
+  Simulation sync(GetParam(), Mode::sync, /*oracle=*/false);
+  Simulation async(GetParam(), Mode::async, /*oracle=*/false);
+  sync.run();
+  async.run();
+  ASSERT_EQ(sync.outputs().size(), async.outputs().size());
+  for (const auto& [id, out] : sync.outputs()) {
+    ASSERT_EQ(async.outputs().count(id), 1u) << "request " << id;
+    EXPECT_EQ(async.outputs().at(id), out) << "request " << id;
+    EXPECT_EQ(async.reasons().at(id), sync.reasons().at(id)) << "request " << id;
+  }
+  EXPECT_EQ(sync.stats().num_generated_tokens, async.stats().num_generated_tokens);
 }
+
+INSTANTIATE_TEST_SUITE_P(Pools, SchedulerSyncVsAsync, ::testing::ValuesIn(kSpecs), spec_name);
+
+// 300 requests of up to 30 + 40 tokens against 256 GPU token slots: at most a handful fit at
+// once. Nothing may crash, stall, leak or lose a token.
+class SchedulerManyRequests : public ::testing::TestWithParam<Mode> {};
+
+TEST_P(SchedulerManyRequests, ManyMoreRequestsThanKvSpaceAllFinish) {
+  const SimSpec spec{"many", 99, 300, 32, 6, 8, 16, 64, 32, 128, 30, 40};
+  Simulation sim(spec, GetParam());
+  sim.run();
+  const SchedulerStats& st = sim.stats();
+  EXPECT_EQ(sim.accepted(), 300);
+  EXPECT_GT(st.num_preemptions, 0);
+  EXPECT_GT(st.num_swap_outs, 0);
+  EXPECT_GT(st.num_recomputes, 0);  // the CPU pool (6 blocks) overflows too
+  EXPECT_EQ(st.num_finished, 300);
+  if (GetParam() == Mode::async) {
+    EXPECT_GT(st.num_discarded_samples, 0) << "no EOS arrived with the next step in flight";
+  }
+  std::cout << "[ stats    ] " << mode_name(GetParam()) << ": " << st.num_steps << " steps, "
+            << st.num_preemptions << " preemptions (" << st.num_swap_outs << " swap-outs, "
+            << st.num_recomputes << " recomputes), " << st.num_discarded_samples
+            << " discarded samples\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, SchedulerManyRequests, ::testing::Values(Mode::sync, Mode::async),
+                         [](const ::testing::TestParamInfo<Mode>& info) {
+                           return std::string(mode_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace day18
