@@ -26,7 +26,7 @@ OpDef rotary_embedding_op() {
   op.inputs = {{"positions", "[num_tokens] int64 in [0, max_position)"},
                {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16"},
                {"key", "[num_tokens, num_kv_heads, head_size] f32/f16/bf16"},
-               {"cos_sin_cache", "[max_position, rot_dim]: cos | sin, query's dtype"}};
+               {"cos_sin_cache", "[max_position, rot_dim]: cos then sin halves, query's dtype"}};
   op.outputs = {{"query", "[num_tokens, num_heads, head_size]"},
                 {"key", "[num_tokens, num_kv_heads, head_size]"}};
   op.attrs = {
@@ -83,7 +83,7 @@ OpDef rotary_and_cache_op() {
                {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16 (read only)"},
                {"key", "[num_tokens, num_kv_heads, head_size] f32/f16/bf16 (read only)"},
                {"value", "[num_tokens, num_kv_heads, head_size] f32/f16/bf16"},
-               {"cos_sin_cache", "[max_position, rot_dim]: cos | sin, query's dtype"},
+               {"cos_sin_cache", "[max_position, rot_dim]: cos then sin halves, query's dtype"},
                {"key_cache", kCache},
                {"value_cache", kCache},
                {"slot_mapping", "[num_tokens] int64: block_id * block_size + offset, -1 = skip"}};
