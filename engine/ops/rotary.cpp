@@ -31,7 +31,8 @@ void expect_same_device(const Tensor& t, const char* name, const Tensor& ref,
                 ref_name, " is on ", device_name(ref.device()), " (", t.describe(), ")");
 }
 
-// query and key as rotary_embedding takes them (key also stands for value); returns nothing.
+// key (or value) against query: heads of head_size with each token's heads contiguous, query's
+// dtype, token count and device; its head count divides query's (GQA).
 void expect_query_key(const Tensor& query, const Tensor& key, const char* key_name,
                       int64_t head_size) {
   expect_heads(key, key_name, head_size);
