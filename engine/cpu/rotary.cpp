@@ -1,37 +1,94 @@
 #include "engine/cpu/rotary.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/core/error.h"
 #include "engine/core/rng.h"
 
 namespace day18::cpu {
 
-void rotary_embedding(const Tensor& positions, const Tensor& query, const Tensor& key,
-                      const Tensor& cos_sin_cache, bool is_neox) {
-  const int64_t num_tokens = query.size(0), max_position = cos_sin_cache.size(0);
-  const int64_t rot_dim = cos_sin_cache.size(1), half = rot_dim / 2;
+namespace {
+
+void check_positions(const Tensor& positions, int64_t num_tokens, int64_t max_position) {
   const int64_t* pos = positions.ptr<int64_t>();
   for (int64_t t = 0; t < num_tokens; ++t)
     DAY18_REQUIRE(pos[t] >= 0 && pos[t] < max_position, "positions[", t, "] = ", pos[t],
                   " is out of range [0, ", max_position, ") (cos_sin_cache has ", max_position,
                   " rows)");
-  const int64_t cs_stride = cos_sin_cache.stride(0);
+}
+
+// Rotates the first rot_dim values of one head: src's row at element offset `src_row` into dst's
+// row at `dst_row` (the same row for in place), with the cos/sin row starting at `cs_row`.
+// Double math, rounded once to the dtype. The one place both ops rotate a pair.
+void rotate_head(const Tensor& src, int64_t src_row, const Tensor& dst, int64_t dst_row,
+                 const Tensor& cos_sin_cache, int64_t cs_row, int64_t half, bool is_neox) {
+  for (int64_t i = 0; i < half; ++i) {
+    const int64_t i1 = is_neox ? i : 2 * i, i2 = is_neox ? i + half : 2 * i + 1;
+    const double c = host_get(cos_sin_cache, cs_row + i);
+    const double s = host_get(cos_sin_cache, cs_row + half + i);
+    const double x1 = host_get(src, src_row + i1), x2 = host_get(src, src_row + i2);
+    host_set(dst, dst_row + i1, x1 * c - x2 * s);
+    host_set(dst, dst_row + i2, x2 * c + x1 * s);
+  }
+}
+
+// Copies `count` values (bytes as they are) from element offset `from` of src to `to` of dst.
+void copy_values(const Tensor& src, int64_t from, const Tensor& dst, int64_t to, int64_t count) {
+  const size_t esz = dtype_size(src.dtype());
+  std::memcpy(static_cast<char*>(dst.data()) + to * esz,
+              static_cast<const char*>(src.data()) + from * esz, size_t(count) * esz);
+}
+
+}  // namespace
+
+void rotary_embedding(const Tensor& positions, const Tensor& query, const Tensor& key,
+                      const Tensor& cos_sin_cache, bool is_neox) {
+  const int64_t num_tokens = query.size(0);
+  const int64_t half = cos_sin_cache.size(1) / 2;
+  check_positions(positions, num_tokens, cos_sin_cache.size(0));
+  const int64_t* pos = positions.ptr<int64_t>();
   for (int64_t t = 0; t < num_tokens; ++t) {
-    const int64_t row = pos[t] * cs_stride;
-    for (const Tensor* x : {&query, &key}) {
+    const int64_t cs_row = pos[t] * cos_sin_cache.stride(0);
+    for (const Tensor* x : {&query, &key})
       for (int64_t h = 0; h < x->size(1); ++h) {
-        const int64_t base = t * x->stride(0) + h * x->stride(1);
-        for (int64_t i = 0; i < half; ++i) {
-          const int64_t i1 = base + (is_neox ? i : 2 * i);
-          const int64_t i2 = base + (is_neox ? i + half : 2 * i + 1);
-          const double c = host_get(cos_sin_cache, row + i);
-          const double s = host_get(cos_sin_cache, row + half + i);
-          const double x1 = host_get(*x, i1), x2 = host_get(*x, i2);
-          host_set(*x, i1, x1 * c - x2 * s);
-          host_set(*x, i2, x2 * c + x1 * s);
-        }
+        const int64_t row = t * x->stride(0) + h * x->stride(1);
+        rotate_head(*x, row, *x, row, cos_sin_cache, cs_row, half, is_neox);
       }
+  }
+}
+
+void rotary_and_cache(const Tensor& query_out, const Tensor& query, const Tensor& key,
+                      const Tensor& value, const Tensor& key_cache, const Tensor& value_cache,
+                      const Tensor& slot_mapping, const Tensor& positions,
+                      const Tensor& cos_sin_cache, bool is_neox) {
+  const int64_t num_tokens = query.size(0), num_heads = query.size(1);
+  const int64_t num_kv_heads = key.size(1), head_size = query.size(2);
+  const int64_t rot_dim = cos_sin_cache.size(1), half = rot_dim / 2;
+  const int64_t block_size = key_cache.size(2), num_slots = key_cache.size(0) * block_size;
+  check_positions(positions, num_tokens, cos_sin_cache.size(0));
+  const int64_t* slots = slot_mapping.ptr<int64_t>();
+  for (int64_t t = 0; t < num_tokens; ++t)
+    DAY18_REQUIRE(slots[t] == -1 || (slots[t] >= 0 && slots[t] < num_slots), "slot_mapping[", t,
+                  "] = ", slots[t], " is out of range: the cache has ", num_slots, " slots (",
+                  key_cache.size(0), " blocks x block_size ", block_size, "); -1 means skip");
+  const int64_t* pos = positions.ptr<int64_t>();
+  for (int64_t t = 0; t < num_tokens; ++t) {
+    const int64_t cs_row = pos[t] * cos_sin_cache.stride(0);
+    for (int64_t h = 0; h < num_heads; ++h) {
+      const int64_t src = t * query.stride(0) + h * query.stride(1);
+      const int64_t dst = (t * num_heads + h) * head_size;
+      rotate_head(query, src, query_out, dst, cos_sin_cache, cs_row, half, is_neox);
+      copy_values(query, src + rot_dim, query_out, dst + rot_dim, head_size - rot_dim);
+    }
+    if (slots[t] == -1) continue;
+    const int64_t block = slots[t] / block_size, offset = slots[t] % block_size;
+    for (int64_t h = 0; h < num_kv_heads; ++h) {
+      const int64_t dst = ((block * num_kv_heads + h) * block_size + offset) * head_size;
+      const int64_t k = t * key.stride(0) + h * key.stride(1);
+      rotate_head(key, k, key_cache, dst, cos_sin_cache, cs_row, half, is_neox);
+      copy_values(key, k + rot_dim, key_cache, dst + rot_dim, head_size - rot_dim);
+      copy_values(value, t * value.stride(0) + h * value.stride(1), value_cache, dst, head_size);
     }
   }
 }
