@@ -495,7 +495,7 @@ Common common_of(const Tensor& query, const Tensor& key_cache, const Tensor& blo
   c.block_size = static_cast<int>(key_cache.size(2));
   c.num_seqs = static_cast<int>(block_tables.size(0));
   c.max_blocks_per_seq = static_cast<int>(block_tables.size(1));
-  c.hpb = paged_attention_heads_per_block(c.num_heads, c.num_kv_heads);
+  c.hpb = paged_attention_heads_per_block(c.num_heads, c.num_kv_heads, c.num_tokens, sm_count());
   return c;
 }
 
@@ -526,8 +526,10 @@ bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads)
          (num_threads == 64 || num_threads == 256 || num_threads == 512);
 }
 
-int paged_attention_heads_per_block(int num_heads, int num_kv_heads) {
+int paged_attention_heads_per_block(int num_heads, int num_kv_heads, int64_t num_tokens,
+                                    int num_sms) {
   const int ratio = num_kv_heads > 0 ? num_heads / num_kv_heads : 1;
+  if (num_tokens * num_kv_heads < num_sms) return 1;
   for (int g = kMaxHeadsPerBlock; g > 1; --g)
     if (ratio % g == 0) return g;
   return 1;

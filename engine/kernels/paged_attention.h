@@ -43,8 +43,12 @@ inline constexpr int kMaxHeadsPerBlock = 4;
 bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads);
 
 // Query heads one thread block processes: the largest divisor of num_heads/num_kv_heads that is
-// <= kMaxHeadsPerBlock.
-int paged_attention_heads_per_block(int num_heads, int num_kv_heads);
+// <= kMaxHeadsPerBlock, so each K/V row is read once for the whole group; except when the batch
+// is so small that one block per KV group would leave SMs idle (num_tokens * num_kv_heads <
+// num_sms, e.g. a batch-1 decode: 8 blocks on 132 SMs): then 1, a block per query head, which
+// re-reads K/V through L2 but cuts the serial work of each block by the group size.
+int paged_attention_heads_per_block(int num_heads, int num_kv_heads, int64_t num_tokens,
+                                    int num_sms);
 
 // Dynamic shared memory of one thread block: fp32 logits for `context_tokens` keys (the whole
 // context for v1, one partition for v2) x heads_per_block, or the output reduction buffer,

@@ -29,7 +29,9 @@ namespace {
 size_t attention_workspace_bound(const ModelConfig& c, const RuntimeLimits& lim) {
   const int H = static_cast<int>(c.num_heads), KV = static_cast<int>(c.num_kv_heads);
   const int D = static_cast<int>(c.head_dim), ctx = static_cast<int>(lim.max_model_len);
-  const int hpb = cuda::paged_attention_heads_per_block(H, KV);
+  // The largest heads-per-block any batch gets (small batches get fewer, which needs less shared
+  // memory and gives more v1 blocks, so fewer v2 choices): the bound holds for them too.
+  const int hpb = cuda::paged_attention_heads_per_block(H, KV, lim.max_num_tokens, 0);
   size_t worst_v1_smem = 0;
   for (int threads : cuda::kPagedAttentionThreadCounts)
     worst_v1_smem =
@@ -234,19 +236,17 @@ void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, cudaStre
   const Tensor q = column_block(qkv, T, 0, c.num_heads, c.head_dim);
   const Tensor k = column_block(qkv, T, c.q_size(), c.num_kv_heads, c.head_dim);
   const Tensor v = column_block(qkv, T, c.q_size() + c.kv_size(), c.num_kv_heads, c.head_dim);
-  rotary_embedding(b.positions, q, k, cos_sin_cache_, c.head_dim, /*is_neox=*/true,
-                   /*check_positions=*/false, stream);
-
   const Tensor key_cache = key_cache_.view().slice0(l, l + 1).view(
       {limits_.kv.num_blocks, c.num_kv_heads, limits_.kv.block_size, c.head_dim});
   const Tensor value_cache = value_cache_.view().slice0(l, l + 1).view(
       {limits_.kv.num_blocks, c.num_kv_heads, limits_.kv.block_size, c.head_dim});
-  reshape_and_cache(k, v, key_cache, value_cache, b.slot_mapping, /*check_slots=*/false, stream);
-
-  // PagedAttention reads a packed [T, H, D] query; q is a strided view into qkv.
+  // One launch: rotate q and k by position, pack rope(q) into the [T, H, D] query PagedAttention
+  // reads (q is a strided view into qkv), write rope(k) and v into their slots of the paged cache.
+  // (Unfused, this was rotary_embedding + reshape_and_cache + a strided copy of q: three nodes.)
   const Tensor query = query_.view().slice0(0, T);
-  copy_rows(query.view({T, c.q_size()}),
-            Tensor(q.data(), dtype_, {T, c.q_size()}, {c.qkv_size(), 1}, device_), stream);
+  rotary_and_cache(query, q, k, v, key_cache, value_cache, b.slot_mapping, b.positions,
+                   cos_sin_cache_, c.head_dim, /*is_neox=*/true, /*check_positions=*/false,
+                   /*check_slots=*/false, stream);
   const Tensor attn = attn_out_.view().slice0(0, T);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   const int max_ctx = static_cast<int>(b.max_context_len);
