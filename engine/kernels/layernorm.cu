@@ -63,6 +63,7 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
   constexpr int V = kVecWidth<T>;
   using P = Pack<T, V>;
   pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
+  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
   const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;  // in vectors
   const P* x = reinterpret_cast<const P*>(input) + row;
   const P* w = reinterpret_cast<const P*>(weight);
@@ -116,6 +117,7 @@ __global__ void __launch_bounds__(1024)
                          int num_vecs, float inv_hidden, float eps) {
   using P = Pack<T, V>;
   pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
+  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
   const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;
   const P* x = reinterpret_cast<const P*>(input) + row;
   P* r = kFused ? reinterpret_cast<P*>(residual) + row : nullptr;
@@ -181,21 +183,21 @@ void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& resid
       const int64_t num_vecs = hidden / V;
       auto regs = [&]<int VPT>() {
         const int threads = round_up_to_warp((num_vecs + VPT - 1) / VPT);
-        rms_norm_regs_kernel<T, VPT, kFused><<<grid, threads, 0, stream>>>(
-            o, x, r, w, static_cast<int>(num_vecs), inv_hidden, feps);
+        launch_pdl(rms_norm_regs_kernel<T, VPT, kFused>, grid, dim3(threads), 0, stream, o, x, r, w,
+                   static_cast<int>(num_vecs), inv_hidden, feps);
         DAY18_CHECK_LAUNCH();
       };
       if (num_vecs <= 1024) return regs.template operator()<1>();
       if (num_vecs <= 2048) return regs.template operator()<2>();
       if (num_vecs <= 4096) return regs.template operator()<4>();
-      rms_norm_loop_kernel<T, V, kFused>
-          <<<grid, 1024, 0, stream>>>(o, x, r, w, static_cast<int>(num_vecs), inv_hidden, feps);
+      launch_pdl(rms_norm_loop_kernel<T, V, kFused>, grid, dim3(1024), 0, stream, o, x, r, w,
+                 static_cast<int>(num_vecs), inv_hidden, feps);
       DAY18_CHECK_LAUNCH();
       return;
     }
     const int threads = std::min(1024, round_up_to_warp(hidden));
-    rms_norm_loop_kernel<T, 1, kFused>
-        <<<grid, threads, 0, stream>>>(o, x, r, w, static_cast<int>(hidden), inv_hidden, feps);
+    launch_pdl(rms_norm_loop_kernel<T, 1, kFused>, grid, dim3(threads), 0, stream, o, x, r, w,
+               static_cast<int>(hidden), inv_hidden, feps);
     DAY18_CHECK_LAUNCH();
   });
 }

@@ -123,10 +123,7 @@ cudaDataType_t cuda_type(DType t) {
 
 constexpr int kGemvWarps = 8;  // warps per CTA
 constexpr int kGemvThreads = kGemvWarps * 32;
-constexpr int kGemvUnroll = 8;  // 16-byte weight loads in flight per lane
-// Enough warps to keep every SM's loads in flight: rows are split over warps (split-K) until the
-// grid has about this many (or each warp has one group of kGemvUnroll chunks left).
-constexpr int kGemvTargetWarps = 8192;
+constexpr int kGemvUnroll = 8;  // 16-byte weight loads in flight per lane (per buffer)
 
 // GATED: before the GEMV, the CTA computes the activation silu(gate) * up of its M input rows
 // once into shared memory, rounded to T exactly as silu_and_mul writes it (so the fused down
@@ -154,40 +151,38 @@ __device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,            /
 }
 
 // out[m, n] = sum_k x[m, k] * weight[n, k] for m < M, where x is `input` [M, K] (or, GATED, the
-// activation of `input` [M, 2K] staged in shared memory).
-// A CTA has 8 warps = 8 / S rows x S warps per row (split-K: S in 1, 2, 4, 8). K is cut in
-// groups of kGemvUnroll warp-wide chunks (32 lanes x 16 bytes each); warp `part` of a row takes
-// groups part, part + S, ..., then the partial chunks at the end if the round-robin reaches it.
+// activation of `input` [M, 2K] staged in shared memory). One warp per output row n.
+// K is cut in groups of kGemvUnroll warp-wide chunks (32 lanes x 16 bytes each); the groups are
+// double-buffered in registers: group g + 1 is in flight while group g is multiplied, so a row
+// of 4 groups (K = 8192 halves) waits for memory about once, not four times.
 // Launched with PDL: the first group of weights is loaded BEFORE waiting for the previous
-// kernel, whose output x is.
+// kernel, whose output x is. (Split-K over 2-4 warps per row was measured too: 40 us slower per
+// llama-1b decode step than one warp per row with this prefetch.)
 template <typename T, int MAXM, bool GATED>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(T* __restrict__ out,           // [M, N]
                 const T* __restrict__ input,   // [M, K] or, GATED, [M, 2K]
                 const T* __restrict__ weight,  // [N, K]
-                int M, int N, int K, int split) {
+                int M, int N, int K) {
   constexpr int V = kVec16<T>;
   constexpr int kChunk = 32 * V;                // elements of one warp-wide 16-byte load
   constexpr int kGroup = kGemvUnroll * kChunk;  // elements of one group
   extern __shared__ uint4 staged[];
-  __shared__ float partial[kGemvWarps][MAXM];
   pdl_launch_dependents();
 
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const int part = warp % split;
-  const int n = blockIdx.x * (kGemvWarps / split) + warp / split;
+  const int lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kGemvWarps + threadIdx.x / 32;
   const bool active = n < N;
-  const T* w = weight + static_cast<int64_t>(active ? n : 0) * K;
-  const int num_groups = K / kGroup;
-
-  // Prefetch this warp's first group: the weights do not depend on the previous kernel.
-  uint4 wv[kGemvUnroll];
-  int g = part;
-  if (active && g < num_groups) {
+  const T* w = weight + static_cast<int64_t>(active ? n : 0) * K + lane * V;
+  const int num_groups = active ? K / kGroup : 0;
+  auto load_group = [&](uint4(&buf)[kGemvUnroll], int g) {
 #pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u)
-      wv[u] = load16_stream(w + g * kGroup + u * kChunk + lane * V);
-  }
+    for (int u = 0; u < kGemvUnroll; ++u) buf[u] = load16_stream(w + g * kGroup + u * kChunk);
+  };
+
+  // Prefetch the first group: the weights do not depend on the previous kernel.
+  uint4 wa[kGemvUnroll], wb[kGemvUnroll];
+  if (num_groups > 0) load_group(wa, 0);
   pdl_wait_primary();  // x is the previous kernel's output
 
   const T* x = input;
@@ -196,11 +191,12 @@ __global__ void __launch_bounds__(kGemvThreads)
     x = reinterpret_cast<const T*>(staged);
     __syncthreads();
   }
+  if (!active) return;
 
   float acc[MAXM];
 #pragma unroll
   for (int m = 0; m < MAXM; ++m) acc[m] = 0.f;
-  auto consume = [&](const uint4& wq, int k) {
+  auto consume = [&](const uint4& wq, int k) {  // k: this lane's first element
     float wf[V];
     unpack16<T>(wq, wf);
 #pragma unroll
@@ -215,43 +211,27 @@ __global__ void __launch_bounds__(kGemvThreads)
       }
     }
   };
+  auto consume_group = [&](const uint4(&buf)[kGemvUnroll], int g) {
+#pragma unroll
+    for (int u = 0; u < kGemvUnroll; ++u) consume(buf[u], g * kGroup + u * kChunk + lane * V);
+  };
 
-  if (active) {
-    while (g < num_groups) {
-#pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u) consume(wv[u], g * kGroup + u * kChunk + lane * V);
-      g += split;
-      if (g < num_groups) {
-#pragma unroll
-        for (int u = 0; u < kGemvUnroll; ++u)
-          wv[u] = load16_stream(w + g * kGroup + u * kChunk + lane * V);
-      }
-    }
-    // The chunks after the last whole group (the last one may cover only some lanes) go to the
-    // warp the round-robin reaches next.
-    if (part == num_groups % split)
-      for (int k = num_groups * kGroup + lane * V; k < K; k += kChunk)
-        consume(load16_stream(w + k), k);
+  for (int g = 0; g < num_groups; g += 2) {
+    if (g + 1 < num_groups) load_group(wb, g + 1);
+    consume_group(wa, g);
+    if (g + 1 >= num_groups) break;
+    if (g + 2 < num_groups) load_group(wa, g + 2);
+    consume_group(wb, g + 1);
   }
+  // The chunks after the last whole group (the last one may cover only some lanes).
+  for (int k = num_groups * kGroup + lane * V; k < K; k += kChunk)
+    consume(load16_stream(weight + static_cast<int64_t>(n) * K + k), k);
 
 #pragma unroll
   for (int m = 0; m < MAXM; ++m)
 #pragma unroll
     for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  if (split > 1) {  // add the S partial sums of each row (uniform over the CTA)
-    if (lane == 0)
-#pragma unroll
-      for (int m = 0; m < MAXM; ++m) partial[warp][m] = acc[m];
-    __syncthreads();
-    if (part == 0) {
-#pragma unroll
-      for (int m = 0; m < MAXM; ++m) {
-        acc[m] = partial[warp][m];
-        for (int j = 1; j < split; ++j) acc[m] += partial[warp + j][m];
-      }
-    }
-  }
-  if (active && part == 0 && lane < M) {
+  if (lane < M) {
     // Lane m writes row m's output (a static index: acc stays in registers).
     float v = acc[0];
 #pragma unroll
@@ -265,20 +245,9 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Warps per row: split K while each warp still gets a whole group and the grid is short of
-// kGemvTargetWarps warps.
-int gemv_split(int N, int K, int V) {
-  const int groups = K / (kGemvUnroll * 32 * V);
-  int split = 1;
-  while (split < kGemvWarps && 2 * split <= groups &&
-         static_cast<int64_t>(N) * split < kGemvTargetWarps)
-    split *= 2;
-  return split;
-}
-
-// Grid: ceil(N / (8 / S)) CTAs of 8 warps; warp w of CTA b computes output column
-// n = b * (8 / S) + w / S (its share w % S of K) for every token m < M. MAXM = M rounded up to
-// 1, 2, 4 or 8 (the accumulators are registers). Launched with PDL (see pdl.cuh).
+// Grid: ceil(N / 8) CTAs of 8 warps; warp w of CTA b computes output column n = 8 b + w for
+// every token m < M. MAXM = M rounded up to 1, 2, 4 or 8 (the accumulators are registers).
+// Launched with PDL (see pdl.cuh).
 template <bool GATED>
 void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
                  cudaStream_t stream) {
@@ -286,15 +255,12 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
   const int N = static_cast<int>(weight.size(0)), K = static_cast<int>(weight.size(1));
   if (M == 0 || N == 0) return;
   const size_t smem = GATED ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
-  const int V = 16 / static_cast<int>(dtype_size(input.dtype()));
-  const int split = gemv_split(N, K, V);
-  const int rows_per_cta = kGemvWarps / split;
-  const dim3 grid((N + rows_per_cta - 1) / rows_per_cta);
+  const dim3 grid((N + kGemvWarps - 1) / kGemvWarps);
   dispatch_float(input.dtype(), [&]<typename T>() {
     auto go = [&]<int MAXM>() {
-      launch_pdl(gemv_kernel<T, MAXM, GATED>, grid, dim3(kGemvThreads), smem, stream,
-                 out.ptr<T>(), static_cast<const T*>(input.ptr<T>()),
-                 static_cast<const T*>(weight.ptr<T>()), M, N, K, split);
+      launch_pdl(gemv_kernel<T, MAXM, GATED>, grid, dim3(kGemvThreads), smem, stream, out.ptr<T>(),
+                 static_cast<const T*>(input.ptr<T>()), static_cast<const T*>(weight.ptr<T>()), M,
+                 N, K);
       DAY18_CHECK_LAUNCH();
     };
     if (M == 1)

@@ -107,6 +107,8 @@ __global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
   __shared__ float s_inv_sum[kG];
 
   pdl_launch_dependents();
+  pdl_wait_primary();  // launched with PDL: the query and the new KV rows come from the kernel
+                       // before
 
   const int hpb = heads_per_block;
   const int chunks = num_heads / hpb;
@@ -486,7 +488,8 @@ struct Common {
   int num_tokens, num_heads, num_kv_heads, head_size, block_size, num_seqs, max_blocks_per_seq, hpb;
 };
 
-Common common_of(const Tensor& query, const Tensor& key_cache, const Tensor& block_tables) {
+Common common_of(const Tensor& query, const Tensor& key_cache, const Tensor& block_tables,
+                 int max_context_len) {
   Common c{};
   c.num_tokens = static_cast<int>(query.size(0));
   c.num_heads = static_cast<int>(query.size(1));
@@ -495,7 +498,8 @@ Common common_of(const Tensor& query, const Tensor& key_cache, const Tensor& blo
   c.block_size = static_cast<int>(key_cache.size(2));
   c.num_seqs = static_cast<int>(block_tables.size(0));
   c.max_blocks_per_seq = static_cast<int>(block_tables.size(1));
-  c.hpb = paged_attention_heads_per_block(c.num_heads, c.num_kv_heads, c.num_tokens, sm_count());
+  c.hpb = paged_attention_heads_per_block(c.num_heads, c.num_kv_heads, c.num_tokens,
+                                          max_context_len, sm_count());
   return c;
 }
 
@@ -510,11 +514,14 @@ void launch_main(const Common& c, dim3 grid, size_t smem, T* out, float* exp_sum
   if (smem > 48 * 1024)  // above 48 KB a kernel must opt in
     DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(smem)));
-  kernel<<<grid, NT, smem, stream>>>(
-      out, exp_sums, max_logits, tmp_out, query.ptr<T>(), key_cache.ptr<T>(), value_cache.ptr<T>(),
-      block_tables.ptr<int32_t>(), seq_idx.ptr<int32_t>(), context_lens.ptr<int32_t>(), scale,
-      c.num_heads, c.num_kv_heads, c.hpb, log2_exact(c.block_size), c.max_blocks_per_seq,
-      c.num_seqs, max_context_len, partition_size, max_num_partitions);
+  launch_pdl(kernel, grid, dim3(NT), smem, stream, out, exp_sums, max_logits, tmp_out,
+             static_cast<const T*>(query.ptr<T>()), static_cast<const T*>(key_cache.ptr<T>()),
+             static_cast<const T*>(value_cache.ptr<T>()),
+             static_cast<const int*>(block_tables.ptr<int32_t>()),
+             static_cast<const int*>(seq_idx.ptr<int32_t>()),
+             static_cast<const int*>(context_lens.ptr<int32_t>()), scale, c.num_heads,
+             c.num_kv_heads, c.hpb, log2_exact(c.block_size), c.max_blocks_per_seq, c.num_seqs,
+             max_context_len, partition_size, max_num_partitions);
   DAY18_CHECK_LAUNCH();
 }
 
@@ -527,9 +534,10 @@ bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads)
 }
 
 int paged_attention_heads_per_block(int num_heads, int num_kv_heads, int64_t num_tokens,
-                                    int num_sms) {
+                                    int max_context_len, int num_sms) {
   const int ratio = num_kv_heads > 0 ? num_heads / num_kv_heads : 1;
-  if (num_tokens * num_kv_heads < num_sms) return 1;
+  if (num_tokens * num_kv_heads < num_sms && max_context_len <= kOneHeadPerBlockMaxContext)
+    return 1;
   for (int g = kMaxHeadsPerBlock; g > 1; --g)
     if (ratio % g == 0) return g;
   return 1;
@@ -586,7 +594,7 @@ void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& ke
                         const Tensor& value_cache, const Tensor& block_tables,
                         const Tensor& seq_idx, const Tensor& context_lens, float scale,
                         int max_context_len, int num_threads, cudaStream_t stream) {
-  const Common c = common_of(query, key_cache, block_tables);
+  const Common c = common_of(query, key_cache, block_tables, max_context_len);
   if (c.num_tokens == 0) return;
   const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), 1);
   const size_t smem =
@@ -626,7 +634,7 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                         const Tensor& value_cache, const Tensor& block_tables,
                         const Tensor& seq_idx, const Tensor& context_lens, float scale,
                         int max_context_len, int partition_size, cudaStream_t stream) {
-  const Common c = common_of(query, key_cache, block_tables);
+  const Common c = common_of(query, key_cache, block_tables, max_context_len);
   if (c.num_tokens == 0) return;
   const int max_num_partitions = static_cast<int>(exp_sums.size(2));
   constexpr int kThreads = kPagedAttentionDefaultThreads;

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "engine/core/error.h"
+#include "engine/kernels/pdl.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -216,6 +217,8 @@ __global__ void rotary_and_cache_kernel(const RacArgs a) {
   constexpr int W = VEC ? kVec : (NEOX ? 1 : 2);  // values of a rotation group
   constexpr int CW = NEOX ? W : W / 2;            // cos (and sin) values of a group
   constexpr int CP = VEC ? kVec : 1;              // values of a copy chunk
+  pdl_launch_dependents();
+  pdl_wait_primary();  // q, k, v are the previous kernel's (the QKV projection's) output
   const int64_t token = blockIdx.x;
   const int64_t pos = a.positions[token];  // same address across the block: broadcast loads
   const int64_t slot = a.slot_mapping[token];
@@ -402,7 +405,8 @@ void rotary_and_cache(const Tensor& query_out, const Tensor& query, const Tensor
                                  : rotary_and_cache_kernel<T, true, false>)
                           : (vec ? rotary_and_cache_kernel<T, false, true>
                                  : rotary_and_cache_kernel<T, false, false>);
-    kernel<<<unsigned(num_tokens), threads, 0, stream>>>(a);
+    // PDL: the block is scheduled while the QKV projection drains (see pdl.cuh).
+    launch_pdl(kernel, dim3(unsigned(num_tokens)), dim3(threads), 0, stream, a);
     DAY18_CHECK_LAUNCH();
   });
 }

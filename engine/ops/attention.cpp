@@ -138,8 +138,9 @@ void check_v1_fits(const Dims& d, int max_context_len, int num_threads, DType dt
       "num_threads ", num_threads, " not available for ", dtype_name(dtype), " head_size ",
       d.head_size, " (128 always; 64/256/512 only for float16 with head_size 128)");
   if (!cuda) return;  // the CPU backend has no shared-memory limit
-  const int hpb = cuda::paged_attention_heads_per_block(
-      static_cast<int>(d.num_heads), static_cast<int>(d.num_kv_heads), d.num_tokens, sms());
+  const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(d.num_heads),
+                                                        static_cast<int>(d.num_kv_heads),
+                                                        d.num_tokens, max_context_len, sms());
   const size_t need = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(d.head_size),
                                                          num_threads, max_context_len);
   DAY18_REQUIRE(need <= smem_limit(), "paged_attention_v1: max_context_len ", max_context_len,
@@ -178,8 +179,9 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
   DAY18_REQUIRE(max_context_len >= 0, "max_context_len must be >= 0, got ", max_context_len);
   PagedAttentionPlan p;
   p.num_threads = o.num_threads;
-  const int hpb = cuda::paged_attention_heads_per_block(
-      static_cast<int>(num_heads), static_cast<int>(num_kv_heads), num_tokens, sms());
+  const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(num_heads),
+                                                        static_cast<int>(num_kv_heads), num_tokens,
+                                                        max_context_len, sms());
   const int64_t v1_blocks = num_tokens * (num_heads / hpb);
   const int64_t n_sms = sms();
   auto parts = [&](int ps) { return std::max<int64_t>(1, (max_context_len + ps - 1) / ps); };

@@ -31,7 +31,7 @@ size_t attention_workspace_bound(const ModelConfig& c, const RuntimeLimits& lim)
   const int D = static_cast<int>(c.head_dim), ctx = static_cast<int>(lim.max_model_len);
   // The largest heads-per-block any batch gets (small batches get fewer, which needs less shared
   // memory and gives more v1 blocks, so fewer v2 choices): the bound holds for them too.
-  const int hpb = cuda::paged_attention_heads_per_block(H, KV, lim.max_num_tokens, 0);
+  const int hpb = cuda::paged_attention_heads_per_block(H, KV, lim.max_num_tokens, ctx, 0);
   size_t worst_v1_smem = 0;
   for (int threads : cuda::kPagedAttentionThreadCounts)
     worst_v1_smem =

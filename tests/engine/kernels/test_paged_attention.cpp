@@ -164,16 +164,23 @@ TEST(PagedAttentionOracle, GqaQueryHeadsReadTheirKvHead) {
 
 TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
   if (cuda_available() && cuda::sm_count() != 132) GTEST_SKIP() << "rule checked for 132 SMs";
-  // B=1, ctx 4096, 32/8 heads: 8 KV groups < 132 SMs -> one head per block, 32 blocks for v1 ->
-  // v2; partitions shrink to 128 tokens (1024 blocks >= 4 per SM).
-  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 1, 132), 1);
-  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 17, 132), 4);
-  EXPECT_EQ(cuda::paged_attention_heads_per_block(24, 8, 64, 132), 3);
+  // Heads per block: the GQA group, except one head for a batch whose KV groups cannot fill the
+  // SMs, while the context is short.
+  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 1, 256, 132), 1);
+  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 1, 1024, 132), 1);
+  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 1, 1025, 132), 4);
+  EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 17, 256, 132), 4);
+  EXPECT_EQ(cuda::paged_attention_heads_per_block(24, 8, 64, 256, 132), 3);
+  // B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2; partitions shrink to 64 tokens (512 blocks).
   PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096);
   EXPECT_EQ(p.version, V::v2);
-  EXPECT_EQ(p.partition_size, 128);
-  EXPECT_EQ(p.max_num_partitions, 32);
-  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 32, 128}));
+  EXPECT_EQ(p.partition_size, 64);
+  EXPECT_EQ(p.max_num_partitions, 64);
+  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 64, 128}));
+  // B=1, ctx 1000: one head per block, 32 blocks -> v2 with 64-token partitions (512 blocks).
+  p = plan_paged_attention(1, 32, 8, 64, 1000);
+  EXPECT_EQ(p.version, V::v2);
+  EXPECT_EQ(p.partition_size, 64);
   // B=64: 512 v1 blocks -> v2 with the default 512-token partitions.
   p = plan_paged_attention(64, 32, 8, 128, 4096);
   EXPECT_EQ(p.version, V::v2);
