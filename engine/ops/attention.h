@@ -40,6 +40,8 @@ PagedAttentionVersion parse_paged_attention_version(std::string_view s);  // "au
 std::string_view paged_attention_version_name(PagedAttentionVersion v);
 
 inline constexpr int kDefaultPartitionSize = 512;
+// The automatic choice takes v1 for contexts up to this many tokens at any batch size.
+inline constexpr int kV1MaxShortContext = 256;
 
 struct PagedAttentionOptions {
   PagedAttentionVersion version = PagedAttentionVersion::automatic;
@@ -63,7 +65,10 @@ struct PagedAttentionPlan {
 // current device, or an H100's 132 SMs / 227 KB when there is none):
 //   partition_size auto: 512, halved (down to 64) while the v2 grid would have fewer than
 //                        4 blocks per SM (B=1 decode: more partitions to fill the GPU).
-//   v1 blocks = num_tokens * (num_heads / heads_per_block) (heads of a KV group share a block).
+//   v1 blocks = num_tokens * (num_heads / heads_per_block) (heads of a KV group share a block;
+//   one head per block for small batches at short contexts: see kernels/paged_attention.h).
+//   -> v1 if max_context_len <= kV1MaxShortContext (256) and v1's shared memory fits: so few
+//      keys gain little from a split, and the reduce is one more launch;
 //   -> v1 if the context fits ONE partition, v1's shared memory fits, and the v1 grid has at
 //      least one block per SM (then v2 would only add its workspace and reduce kernel);
 //   -> v2 otherwise. Measured on the H100: v1 over a long context loses to v2 everywhere (its

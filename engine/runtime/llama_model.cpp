@@ -218,6 +218,10 @@ void LlamaModel::validate_batch(const ForwardBatch& b) const {
     for (int64_t s = 0; s < S; ++s)
       DAY18_REQUIRE(li[s] >= 0 && li[s] < T, "batch.logits_indices[", s, "] = ", li[s],
                     " outside [0, num_tokens = ", T, ")");
+    if (T == S)  // forward() skips the logits-row gather then (see the final norm)
+      for (int64_t s = 0; s < S; ++s)
+        DAY18_REQUIRE(li[s] == s, "batch.logits_indices[", s, "] = ", li[s],
+                      ": with one token per sequence (num_tokens == num_seqs) it must be ", s);
     const int64_t* pos = b.positions.ptr<int64_t>();
     for (int64_t t = 0; t < T; ++t)
       DAY18_REQUIRE(pos[t] >= 0 && pos[t] < limits_.max_model_len, "batch.positions[", t,
@@ -306,12 +310,19 @@ const Tensor& LlamaModel::forward(const ForwardBatch& b, cudaStream_t stream) {
   {
     DAY18_NVTX_RANGE("Norm");
     // Only the rows that produce logits go through the final norm and the LM head (a prefill of
-    // 500 tokens needs one row). embedding() is a row gather: out[s] = table[indices[s]].
-    const Tensor last_hidden = last_hidden_.view().slice0(0, S);
-    const Tensor last_residual = last_residual_.view().slice0(0, S);
-    embedding(last_hidden, b.logits_indices, hidden, check, stream);
-    embedding(last_residual, b.logits_indices, residual, check, stream);
-    fused_add_rms_norm(last_hidden, last_residual, weights_.norm, c.rms_norm_eps, stream);
+    // 500 tokens needs one row). embedding() is a row gather: out[s] = table[indices[s]]. A
+    // decode step (one token per sequence, T == S) needs no gather: logits_indices is then the
+    // identity, and the norm runs in place (two launches fewer per step).
+    Tensor last_hidden = hidden;
+    if (T != S) {
+      last_hidden = last_hidden_.view().slice0(0, S);
+      const Tensor last_residual = last_residual_.view().slice0(0, S);
+      embedding(last_hidden, b.logits_indices, hidden, check, stream);
+      embedding(last_residual, b.logits_indices, residual, check, stream);
+      fused_add_rms_norm(last_hidden, last_residual, weights_.norm, c.rms_norm_eps, stream);
+    } else {
+      fused_add_rms_norm(hidden, residual, weights_.norm, c.rms_norm_eps, stream);
+    }
     logits_view_ = logits_.view().slice0(0, S);
     if (dtype_ == DType::f32) {
       linear(logits_view_, last_hidden, weights_.lm_head_weight(), stream);
