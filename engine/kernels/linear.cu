@@ -150,6 +150,70 @@ __device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,            /
   }
 }
 
+// What the CTA computes into shared memory before the GEMV (the input x of the GEMV).
+enum class Prologue { none, silu_mul, rms_norm };
+struct NormArgs {                     // Prologue::rms_norm
+  const void* residual = nullptr;     // [1, K] or null (plain RMSNorm)
+  const void* norm_weight = nullptr;  // [K]
+  void* residual_out = nullptr;       // [1, K] input + residual, written by CTA 0; or null
+  float inv_k = 0, eps = 0;
+};
+
+// NORM: v = input (+ residual, rounded to T: the new residual stream, which CTA 0 stores), then
+// x = v * rsqrt(mean(v^2) + eps) * norm_weight rounded to T: fused_add_rms_norm's arithmetic
+// (rms_norm's without a residual). Each CTA recomputes the norm of the one row (K elements,
+// read from L2): far cheaper than a launch of its own. The sum of squares is reduced in
+// another order than the norm kernel's, so x may differ from the unfused path by a rounding.
+template <typename T>
+__device__ __forceinline__ void stage_rms_norm(T* __restrict__ x, const T* __restrict__ input,
+                                               const NormArgs& a, int K) {
+  constexpr int V = kVec16<T>;
+  __shared__ float red[kGemvWarps];
+  const T* res = static_cast<const T*>(a.residual);
+  T* res_out = blockIdx.x == 0 ? static_cast<T*>(a.residual_out) : nullptr;
+  float ss = 0.f;
+  for (int k = threadIdx.x * V; k < K; k += blockDim.x * V) {
+    float f[V];
+    unpack16<T>(load16(input + k), f);
+    alignas(16) T v[V];
+    if (res) {
+      float r[V];
+      unpack16<T>(load16(res + k), r);
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[e] = from_float<T>(f[e] + r[e]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) v[e] = from_float<T>(f[e]);
+    }
+    const uint4 packed = *reinterpret_cast<const uint4*>(v);
+    *reinterpret_cast<uint4*>(x + k) = packed;
+    if (res_out) *reinterpret_cast<uint4*>(res_out + k) = packed;
+#pragma unroll
+    for (int e = 0; e < V; ++e) {
+      const float g = to_float(v[e]);
+      ss += g * g;
+    }
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = ss;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kGemvWarps; ++w) total += red[w];
+  const float inv_rms = rsqrtf(total * a.inv_k + a.eps);
+  const T* nw = static_cast<const T*>(a.norm_weight);
+  for (int k = threadIdx.x * V; k < K; k += blockDim.x * V) {  // the same thread's elements
+    float v[V], w[V];
+    unpack16<T>(*reinterpret_cast<const uint4*>(x + k), v);
+    unpack16<T>(load16(nw + k), w);
+    alignas(16) T o[V];
+#pragma unroll
+    for (int e = 0; e < V; ++e) o[e] = from_float<T>(v[e] * inv_rms * w[e]);
+    *reinterpret_cast<uint4*>(x + k) = *reinterpret_cast<const uint4*>(o);
+  }
+}
+
 // out[m, n] = sum_k x[m, k] * weight[n, k] for m < M, where x is `input` [M, K] (or, GATED, the
 // activation of `input` [M, 2K] staged in shared memory). One warp per output row n.
 // K is cut in groups of kGemvUnroll warp-wide chunks (32 lanes x 16 bytes each); the groups are
@@ -158,12 +222,14 @@ __device__ __forceinline__ void stage_silu_mul(T* __restrict__ act,            /
 // Launched with PDL: the first group of weights is loaded BEFORE waiting for the previous
 // kernel, whose output x is. (Split-K over 2-4 warps per row was measured too: 40 us slower per
 // llama-1b decode step than one warp per row with this prefetch.)
-template <typename T, int MAXM, bool GATED>
+template <typename T, int MAXM, Prologue PRO>
 __global__ void __launch_bounds__(kGemvThreads)
     gemv_kernel(T* __restrict__ out,           // [M, N]
-                const T* __restrict__ input,   // [M, K] or, GATED, [M, 2K]
+                const T* __restrict__ input,   // [M, K] or, silu_mul, [M, 2K]
                 const T* __restrict__ weight,  // [N, K]
-                int M, int N, int K) {
+                int M, int N, int K, const NormArgs norm) {
+  constexpr bool GATED = PRO == Prologue::silu_mul;
+  constexpr bool STAGED = PRO != Prologue::none;  // x lives in shared memory
   constexpr int V = kVec16<T>;
   constexpr int kChunk = 32 * V;                // elements of one warp-wide 16-byte load
   constexpr int kGroup = kGemvUnroll * kChunk;  // elements of one group
@@ -190,6 +256,10 @@ __global__ void __launch_bounds__(kGemvThreads)
     stage_silu_mul(reinterpret_cast<T*>(staged), input, M, K);
     x = reinterpret_cast<const T*>(staged);
     __syncthreads();
+  } else if constexpr (PRO == Prologue::rms_norm) {  // M == 1
+    stage_rms_norm(reinterpret_cast<T*>(staged), input, norm, K);
+    x = reinterpret_cast<const T*>(staged);
+    __syncthreads();
   }
   if (!active) return;
 
@@ -204,8 +274,8 @@ __global__ void __launch_bounds__(kGemvThreads)
       if (m < M) {
         float xf[V];
         const T* xp = x + static_cast<int64_t>(m) * K + k;
-        // Shared memory (GATED) or global through L1: every warp of the SM reads the same x.
-        unpack16<T>(GATED ? *reinterpret_cast<const uint4*>(xp) : load16(xp), xf);
+        // Shared memory (staged) or global through L1: every warp of the SM reads the same x.
+        unpack16<T>(STAGED ? *reinterpret_cast<const uint4*>(xp) : load16(xp), xf);
 #pragma unroll
         for (int e = 0; e < V; ++e) acc[m] = fmaf(wf[e], xf[e], acc[m]);
       }
@@ -248,22 +318,26 @@ bool aligned16(const void* p) {
 // Grid: ceil(N / 8) CTAs of 8 warps; warp w of CTA b computes output column n = 8 b + w for
 // every token m < M. MAXM = M rounded up to 1, 2, 4 or 8 (the accumulators are registers).
 // Launched with PDL (see pdl.cuh).
-template <bool GATED>
-void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight,
-                 cudaStream_t stream) {
+template <Prologue PRO>
+void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight, cudaStream_t stream,
+                 const NormArgs& norm = {}) {
   const int M = static_cast<int>(input.size(0));
   const int N = static_cast<int>(weight.size(0)), K = static_cast<int>(weight.size(1));
   if (M == 0 || N == 0) return;
-  const size_t smem = GATED ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
+  const size_t smem =
+      PRO != Prologue::none ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
   const dim3 grid((N + kGemvWarps - 1) / kGemvWarps);
   dispatch_float(input.dtype(), [&]<typename T>() {
     auto go = [&]<int MAXM>() {
-      launch_pdl(gemv_kernel<T, MAXM, GATED>, grid, dim3(kGemvThreads), smem, stream, out.ptr<T>(),
+      launch_pdl(gemv_kernel<T, MAXM, PRO>, grid, dim3(kGemvThreads), smem, stream, out.ptr<T>(),
                  static_cast<const T*>(input.ptr<T>()), static_cast<const T*>(weight.ptr<T>()), M,
-                 N, K);
+                 N, K, norm);
       DAY18_CHECK_LAUNCH();
     };
-    if (M == 1)
+    if constexpr (PRO != Prologue::none) {  // the fused prologues serve a decode token
+      DAY18_REQUIRE(M == 1, "gemv with a fused prologue: M = ", M, ", only 1 is compiled");
+      go.template operator()<1>();
+    } else if (M == 1)
       go.template operator()<1>();
     else if (M == 2)
       go.template operator()<2>();
@@ -311,17 +385,38 @@ bool gemv_supported(const Tensor& out, const Tensor& input, const Tensor& weight
 }
 
 void gemv(const Tensor& out, const Tensor& input, const Tensor& weight, cudaStream_t stream) {
-  launch_gemv<false>(out, input, weight, stream);
+  launch_gemv<Prologue::none>(out, input, weight, stream);
 }
 
 bool gemv_silu_mul_supported(const Tensor& out, const Tensor& gate_up, const Tensor& weight) {
-  return gemv_supported(out, gate_up, weight) &&
-         gate_up.size(0) * weight.size(1) * dtype_size(gate_up.dtype()) <= kGemvMaxStagedBytes;
+  return gate_up.size(0) == 1 && gemv_supported(out, gate_up, weight) &&
+         weight.size(1) * dtype_size(gate_up.dtype()) <= kGemvMaxStagedBytes;
+}
+
+bool gemv_rms_norm_supported(const Tensor& out, const Tensor& input, const Tensor& weight,
+                             const Tensor& residual, const Tensor& norm_weight,
+                             const Tensor& residual_out) {
+  auto ok = [](const Tensor& t) { return !t.defined() || aligned16(t.data()); };
+  return input.size(0) == 1 && gemv_supported(out, input, weight) &&
+         weight.size(1) * dtype_size(input.dtype()) <= kGemvMaxStagedBytes && ok(residual) &&
+         aligned16(norm_weight.data()) && ok(residual_out);
+}
+
+void gemv_rms_norm(const Tensor& out, const Tensor& residual_out, const Tensor& input,
+                   const Tensor& residual, const Tensor& norm_weight, float eps,
+                   const Tensor& weight, cudaStream_t stream) {
+  NormArgs a;
+  a.residual = residual.defined() ? residual.data() : nullptr;
+  a.norm_weight = norm_weight.data();
+  a.residual_out = residual_out.defined() ? residual_out.data() : nullptr;
+  a.inv_k = 1.f / static_cast<float>(input.size(1));
+  a.eps = eps;
+  launch_gemv<Prologue::rms_norm>(out, input, weight, stream, a);
 }
 
 void gemv_silu_mul(const Tensor& out, const Tensor& gate_up, const Tensor& weight,
                    cudaStream_t stream) {
-  launch_gemv<true>(out, gate_up, weight, stream);
+  launch_gemv<Prologue::silu_mul>(out, gate_up, weight, stream);
 }
 
 }  // namespace day18::cuda

@@ -36,7 +36,7 @@ void gemv(const Tensor& out,     // [M, N]
 // out = silu_and_mul(gate_up) @ weight^T without the activation's round trip through memory:
 // each CTA computes the [M, K] activation into shared memory (rounded to T as silu_and_mul
 // rounds it, so the result equals the unfused pair), then runs the GEMV on it. Needs
-// gemv_silu_mul_supported(): gemv_supported and M * K * sizeof(T) <= kGemvMaxStagedBytes.
+// gemv_silu_mul_supported(): M == 1, gemv_supported and K * sizeof(T) <= kGemvMaxStagedBytes.
 inline constexpr size_t kGemvMaxStagedBytes = 48 * 1024;
 bool gemv_silu_mul_supported(const Tensor& out, const Tensor& gate_up, const Tensor& weight);
 void gemv_silu_mul(const Tensor& out,      // [M, N]
@@ -52,5 +52,22 @@ void gemv_silu_mul(const Tensor& out,      // [M, N]
 // creates the handle (cudaMalloc): make it before any capture begins.
 cublasHandle_t cublas_handle(cudaStream_t stream);
 inline constexpr size_t kCublasWorkspaceBytes = size_t(32) << 20;  // NVIDIA's advice for Hopper
+
+// out = (rms_norm(input [+ residual]) * norm_weight) @ weight^T for ONE token, with the norm
+// computed by every CTA into shared memory (no launch, no round trip of the normalized row);
+// residual_out (if defined) = input + residual, written once. Needs gemv_rms_norm_supported():
+// M == 1, gemv_supported, K * sizeof(T) <= kGemvMaxStagedBytes, 16-byte aligned tensors.
+// residual_out must not alias input or residual (the other CTAs are still reading them).
+bool gemv_rms_norm_supported(const Tensor& out, const Tensor& input, const Tensor& weight,
+                             const Tensor& residual, const Tensor& norm_weight,
+                             const Tensor& residual_out);
+void gemv_rms_norm(const Tensor& out,           // [1, N]
+                   const Tensor& residual_out,  // [1, K] or undefined
+                   const Tensor& input,         // [1, K]
+                   const Tensor& residual,      // [1, K] or undefined (plain RMSNorm)
+                   const Tensor& norm_weight,   // [K]
+                   float eps,
+                   const Tensor& weight,  // [N, K]
+                   cudaStream_t stream);
 
 }  // namespace day18::cuda

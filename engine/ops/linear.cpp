@@ -1,10 +1,14 @@
 #include "engine/ops/linear.h"
 
+#include <cmath>
 #include <limits>
+#include <utility>
 
+#include "engine/core/memory.h"
 #include "engine/cpu/linear.h"
 #include "engine/kernels/linear.h"
 #include "engine/ops/activation.h"
+#include "engine/ops/layernorm.h"
 
 namespace day18 {
 namespace {
@@ -97,6 +101,72 @@ void linear_silu_mul(const Tensor& out, const Tensor& gate_up, const Tensor& wei
                 "scratch: required when linear_silu_mul is not fused (M = ", gate_up.size(0),
                 ", device ", device_name(gate_up.device()), "); pass a [M, K] tensor");
   silu_and_mul(scratch, gate_up, stream);  // validates scratch
+  linear(out, scratch, weight, stream);
+}
+
+namespace {
+
+bool overlaps(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.nbytes() == 0 || b.nbytes() == 0) return false;
+  const auto* pa = static_cast<const char*>(a.data());
+  const auto* pb = static_cast<const char*>(b.data());
+  return pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+void check_rms_norm_linear(const Tensor& out, const Tensor& residual_out, const Tensor& input,
+                           const Tensor& residual, const Tensor& norm_weight, double eps,
+                           const Tensor& weight) {
+  expect_dim(input, "input", 2);
+  check_gemm(out, input, "input", weight, input.size(1));
+  const int64_t M = input.size(0), K = input.size(1);
+  expect_defined(norm_weight, "norm_weight");
+  expect_same_dtype(norm_weight, "norm_weight", input, "input");
+  expect_device(norm_weight, "norm_weight", input.device());
+  expect_shape(norm_weight, "norm_weight", {K});
+  expect_contiguous(norm_weight, "norm_weight");
+  DAY18_REQUIRE(std::isfinite(eps) && eps > 0, "eps must be > 0 and finite, got ", eps);
+  DAY18_REQUIRE(residual.defined() == residual_out.defined(),
+                "residual_out: defined exactly when residual is (residual ",
+                residual.defined() ? "given" : "undefined", ", residual_out ",
+                residual_out.defined() ? "given" : "undefined", ")");
+  if (!residual.defined()) return;
+  for (auto [t, name] : {std::pair{&residual, "residual"}, {&residual_out, "residual_out"}}) {
+    expect_same_dtype(*t, name, input, "input");
+    expect_device(*t, name, input.device());
+    expect_shape(*t, name, {M, K});
+    expect_contiguous(*t, name);
+  }
+  DAY18_REQUIRE(!overlaps(residual_out, input) && !overlaps(residual_out, residual),
+                "residual_out must not overlap input or residual (", residual_out.describe(),
+                "); use another buffer for the updated residual stream");
+}
+
+}  // namespace
+
+bool rms_norm_linear_is_fused(const Tensor& out, const Tensor& residual_out, const Tensor& input,
+                              const Tensor& residual, const Tensor& norm_weight,
+                              const Tensor& weight) {
+  return input.is_cuda() && input.size(0) <= kLinearAutoGemvMaxM &&
+         cuda::gemv_rms_norm_supported(out, input, weight, residual, norm_weight, residual_out);
+}
+
+void rms_norm_linear(const Tensor& out, const Tensor& residual_out, const Tensor& input,
+                     const Tensor& residual, const Tensor& norm_weight, double eps,
+                     const Tensor& weight, const Tensor& scratch, cudaStream_t stream) {
+  check_rms_norm_linear(out, residual_out, input, residual, norm_weight, eps, weight);
+  if (rms_norm_linear_is_fused(out, residual_out, input, residual, norm_weight, weight))
+    return cuda::gemv_rms_norm(out, residual_out, input, residual, norm_weight,
+                               static_cast<float>(eps), weight, stream);
+  DAY18_REQUIRE(scratch.defined(),
+                "scratch: required when rms_norm_linear is not fused (M = ", input.size(0),
+                ", device ", device_name(input.device()), "); pass a [M, K] tensor");
+  if (residual.defined()) {  // fused_add_rms_norm works in place: on copies
+    copy_tensor(scratch, input, stream, /*synchronous=*/false);  // validates scratch
+    copy_tensor(residual_out, residual, stream, /*synchronous=*/false);
+    fused_add_rms_norm(scratch, residual_out, norm_weight, eps, stream);
+  } else {
+    rms_norm(scratch, input, norm_weight, eps, stream);
+  }
   linear(out, scratch, weight, stream);
 }
 

@@ -25,6 +25,17 @@
 // otherwise, and on the CPU, it is silu_and_mul into `scratch` ([M, K], required then) followed
 // by linear. Same result either way: the activation is rounded to the dtype exactly as
 // silu_and_mul rounds it.
+//
+//   rms_norm_linear(out, residual_out, input, residual, norm_weight, eps, weight):
+//     residual_out = input + residual (rounded to the dtype), x = rms_norm(residual_out) *
+//     norm_weight, out = x @ weight^T. Without a residual (undefined tensor): x = rms_norm(input)
+//     * norm_weight and no residual_out. The decoder layer's fused_add_rms_norm + the projection
+//     after it (QKV, gate_up), as one kernel where the GEMV serves (one token on CUDA): each CTA
+//     normalizes the row in shared memory, so the norm costs no launch. Otherwise, and on the
+//     CPU, the norm ops then linear through `scratch` ([M, K]). residual_out must not overlap
+//     input or residual (the fused kernel reads them while CTA 0 writes it), unlike
+//     fused_add_rms_norm's in-place update. The fused norm sums the squares in another order than
+//     the norm kernel: the result may differ from the unfused pair by a rounding of x.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -59,6 +70,20 @@ void linear_silu_mul(const Tensor& out,      // [M, N]
                      const Tensor& gate_up,  // [M, 2K]
                      const Tensor& weight,   // [N, K]
                      const Tensor& scratch,  // [M, K] or undefined when fused
+                     cudaStream_t stream = nullptr);
+
+// True when rms_norm_linear runs as one fused kernel (no scratch needed) for these tensors.
+bool rms_norm_linear_is_fused(const Tensor& out, const Tensor& residual_out, const Tensor& input,
+                              const Tensor& residual, const Tensor& norm_weight,
+                              const Tensor& weight);
+void rms_norm_linear(const Tensor& out,           // [M, N]
+                     const Tensor& residual_out,  // [M, K] or undefined (iff residual is)
+                     const Tensor& input,         // [M, K]
+                     const Tensor& residual,      // [M, K] or undefined
+                     const Tensor& norm_weight,   // [K]
+                     double eps,
+                     const Tensor& weight,   // [N, K]
+                     const Tensor& scratch,  // [M, K], or undefined when fused
                      cudaStream_t stream = nullptr);
 
 }  // namespace day18

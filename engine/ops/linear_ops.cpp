@@ -1,5 +1,6 @@
-// Registry entries of the linear family: linear (cuBLAS GEMM or, for decode, our GEMV) and
-// linear_silu_mul (the down projection with SiLU-and-mul folded into the GEMV's loads).
+// Registry entries of the linear family: linear (cuBLAS GEMM or, for decode, our GEMV),
+// linear_silu_mul (the down projection with SiLU-and-mul folded into the GEMV) and
+// rms_norm_linear (fused_add_rms_norm folded into the projection after it).
 #include "engine/ops/linear.h"
 #include "engine/ops/registry.h"
 
@@ -81,6 +82,51 @@ void register_linear_ops(OpRegistry& r) {
     op.tour_dtypes = {DType::f16};
     op.tolerance_scale = 2.0;
     r.add(std::move(op));
+    {
+      OpDef op;
+      op.name = "rms_norm_linear";
+      op.family = "linear";
+      op.summary =
+          "residual_out = input + residual; out = rms_norm(residual_out) * norm_weight @ weight^T "
+          "(one GEMV for one token on CUDA)";
+      op.inputs = {{"input", "[M, K] f32/f16/bf16 (the block output)"},
+                   {"residual", "[M, K] same dtype (the residual stream)"},
+                   {"norm_weight", "[K] same dtype"},
+                   {"weight", "[N, K] same dtype"}};
+      op.outputs = {{"out", "[M, N] same dtype"}, {"residual_out", "[M, K] same dtype"}};
+      op.attrs = {{"eps", "RMSNorm epsilon", "1e-5"}};
+      op.run = [](OpContext& c) {
+        const Tensor& in = c.io.get("input");
+        const Tensor& w = c.io.get("weight");
+        const Tensor& out = c.io.emplace("out", {in.size(0), w.size(0)}, in.dtype());
+        const Tensor& res = c.io.emplace("residual_out", {in.size(0), in.size(1)}, in.dtype());
+        const Tensor& r = c.io.get("residual");
+        const Tensor& nw = c.io.get("norm_weight");
+        OwnedTensor scratch;
+        if (!rms_norm_linear_is_fused(out, res, in, r, nw, w))
+          scratch = OwnedTensor({in.size(0), in.size(1)}, in.dtype(),
+                                in.is_cuda() ? Storage::device : Storage::host);
+        rms_norm_linear(out, res, in, r, nw, c.attrs.real_or("eps", 1e-5), w, scratch.view(),
+                        c.stream);
+      };
+      op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs& attrs) {
+        // One decode token through Llama-3.2-1B's post-attention norm and gate_up (2048 -> 16384).
+        constexpr int64_t M = 1, K = 2048, N = 16384;
+        io.put_owned("input", rng.normal_tensor({M, K}, dt, 0.0, 1.0));
+        io.put_owned("residual", rng.normal_tensor({M, K}, dt, 0.0, 1.0));
+        io.put_owned("norm_weight", rng.normal_tensor({K}, dt, 1.0, 0.1));
+        io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 45.25));
+        attrs.set("eps", 1e-5);
+      };
+      op.bytes_moved = [](const TensorStore& io, const Attrs&) {
+        const Tensor& in = io.get("input");
+        return gemm_bytes(in, io.get("weight")) + 2.0 * in.nbytes() +
+               io.get("norm_weight").nbytes();
+      };
+      op.tour_dtypes = {DType::f16};
+      op.tolerance_scale = 2.0;
+      r.add(std::move(op));
+    }
   }
 }
 

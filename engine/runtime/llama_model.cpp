@@ -229,13 +229,44 @@ void LlamaModel::validate_batch(const ForwardBatch& b) const {
   }
 }
 
-void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, cudaStream_t stream) {
+void LlamaModel::norm_linear(const Tensor& out, const Tensor& norm_weight, const Tensor& weight,
+                             bool add_residual, Tensor& residual, bool fuse, int64_t T,
+                             cudaStream_t stream) {
+  const Tensor hidden = hidden_.view().slice0(0, T);
+  const double eps = config_.rms_norm_eps;
+  if (fuse) {
+    // One decode token on CUDA: the norm runs inside the GEMV (rms_norm_linear). Its updated
+    // residual stream cannot be written in place (every CTA still reads the old one), so it
+    // moves between residual_ and last_residual_ (unused in a one-token step: T == S).
+    DAY18_NVTX_RANGE("Norm+GEMV");
+    const Tensor a = residual_.view().slice0(0, 1), b = last_residual_.view().slice0(0, 1);
+    const Tensor next = residual.data() == a.data() ? b : a;
+    rms_norm_linear(out, add_residual ? next : Tensor(), add_residual ? hidden : residual,
+                    add_residual ? residual : Tensor(), norm_weight, eps, weight,
+                    last_hidden_.view().slice0(0, 1), stream);
+    if (add_residual) residual = next;
+    return;
+  }
+  {
+    DAY18_NVTX_RANGE("Norm");
+    if (add_residual)
+      fused_add_rms_norm(hidden, residual, norm_weight, eps, stream);
+    else
+      rms_norm(hidden, residual, norm_weight, eps, stream);
+  }
+  linear(out, hidden, weight, stream);
+}
+
+void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, Tensor& residual, bool fuse,
+                           cudaStream_t stream) {
   DAY18_NVTX_RANGE("Attention");
   const ModelConfig& c = config_;
   const LayerWeights& w = weights_.layers[l];
   const Tensor hidden = hidden_.view().slice0(0, T);
   const Tensor qkv = qkv_.view().slice0(0, T);
-  linear(qkv, hidden, w.qkv_proj, stream);
+  // input_layernorm (+ the residual add from the previous layer), then the QKV projection.
+  norm_linear(qkv, w.input_layernorm, w.qkv_proj, /*add_residual=*/l > 0, residual, fuse, T,
+              stream);
 
   const Tensor q = column_block(qkv, T, 0, c.num_heads, c.head_dim);
   const Tensor k = column_block(qkv, T, c.q_size(), c.num_kv_heads, c.head_dim);
@@ -268,13 +299,15 @@ void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, cudaStre
   linear(hidden, attn.view({T, c.q_size()}), w.o_proj, stream);
 }
 
-void LlamaModel::mlp(int64_t l, int64_t T, cudaStream_t stream) {
+void LlamaModel::mlp(int64_t l, int64_t T, Tensor& residual, bool fuse, cudaStream_t stream) {
   DAY18_NVTX_RANGE("MLP");
   const LayerWeights& w = weights_.layers[l];
   const Tensor hidden = hidden_.view().slice0(0, T);
   const Tensor gate_up = gate_up_.view().slice0(0, T);
   const Tensor act = act_.view().slice0(0, T);
-  linear(gate_up, hidden, w.gate_up_proj, stream);
+  // post_attention_layernorm (+ the attention output into the residual), then gate_up.
+  norm_linear(gate_up, w.post_attention_layernorm, w.gate_up_proj, /*add_residual=*/true, residual,
+              fuse, T, stream);
   // SiLU-and-mul + down projection: one fused GEMV for decode batches (M <= 8 on CUDA), else
   // silu_and_mul into `act` and a GEMM.
   linear_silu_mul(hidden, gate_up, w.down_proj, act, stream);
@@ -286,25 +319,21 @@ const Tensor& LlamaModel::forward(const ForwardBatch& b, cudaStream_t stream) {
   const ModelConfig& c = config_;
   const int64_t T = b.num_tokens(), S = b.num_seqs();
   const Tensor hidden = hidden_.view().slice0(0, T);
-  const Tensor residual = residual_.view().slice0(0, T);
+  Tensor residual = residual_.view().slice0(0, T);  // may move to last_residual_ (norm_linear)
   const bool check = false;  // hot path: no host sync for index checks (CPU checks anyway)
+  // One decode token on CUDA: every norm runs inside the GEMV after it (see norm_linear).
+  const LayerWeights& w0 = weights_.layers[0];
+  const bool fuse =
+      T == 1 && S == 1 &&
+      rms_norm_linear_is_fused(qkv_.view().slice0(0, 1), last_residual_.view().slice0(0, 1), hidden,
+                               residual, w0.input_layernorm, w0.qkv_proj) &&
+      rms_norm_linear_is_fused(gate_up_.view().slice0(0, 1), last_residual_.view().slice0(0, 1),
+                               hidden, residual, w0.post_attention_layernorm, w0.gate_up_proj);
 
   embedding(residual, b.token_ids, weights_.embed_tokens, check, stream);
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& w = weights_.layers[l];
-    {
-      DAY18_NVTX_RANGE("Norm");
-      if (l == 0)
-        rms_norm(hidden, residual, w.input_layernorm, c.rms_norm_eps, stream);
-      else
-        fused_add_rms_norm(hidden, residual, w.input_layernorm, c.rms_norm_eps, stream);
-    }
-    attention(l, b, T, stream);
-    {
-      DAY18_NVTX_RANGE("Norm");
-      fused_add_rms_norm(hidden, residual, w.post_attention_layernorm, c.rms_norm_eps, stream);
-    }
-    mlp(l, T, stream);
+    attention(l, b, T, residual, fuse, stream);
+    mlp(l, T, residual, fuse, stream);
   }
 
   {
@@ -313,24 +342,25 @@ const Tensor& LlamaModel::forward(const ForwardBatch& b, cudaStream_t stream) {
     // 500 tokens needs one row). embedding() is a row gather: out[s] = table[indices[s]]. A
     // decode step (one token per sequence, T == S) needs no gather: logits_indices is then the
     // identity, and the norm runs in place (two launches fewer per step).
-    Tensor last_hidden = hidden;
-    if (T != S) {
-      last_hidden = last_hidden_.view().slice0(0, S);
-      const Tensor last_residual = last_residual_.view().slice0(0, S);
-      embedding(last_hidden, b.logits_indices, hidden, check, stream);
-      embedding(last_residual, b.logits_indices, residual, check, stream);
-      fused_add_rms_norm(last_hidden, last_residual, weights_.norm, c.rms_norm_eps, stream);
-    } else {
-      fused_add_rms_norm(hidden, residual, weights_.norm, c.rms_norm_eps, stream);
-    }
     logits_view_ = logits_.view().slice0(0, S);
-    if (dtype_ == DType::f32) {
-      linear(logits_view_, last_hidden, weights_.lm_head_weight(), stream);
+    const Tensor lm_out = dtype_ == DType::f32 ? logits_view_ : logits_dtype_.view().slice0(0, S);
+    if (fuse) {  // one decode token: the final norm inside the LM head's GEMV
+      norm_linear(lm_out, weights_.norm, weights_.lm_head_weight(), /*add_residual=*/true, residual,
+                  fuse, T, stream);
     } else {
-      const Tensor lg = logits_dtype_.view().slice0(0, S);
-      linear(lg, last_hidden, weights_.lm_head_weight(), stream);
-      cast_to_float(logits_view_, lg, stream);
+      Tensor last_hidden = hidden;
+      if (T != S) {
+        last_hidden = last_hidden_.view().slice0(0, S);
+        const Tensor last_residual = last_residual_.view().slice0(0, S);
+        embedding(last_hidden, b.logits_indices, hidden, check, stream);
+        embedding(last_residual, b.logits_indices, residual, check, stream);
+        fused_add_rms_norm(last_hidden, last_residual, weights_.norm, c.rms_norm_eps, stream);
+      } else {
+        fused_add_rms_norm(hidden, residual, weights_.norm, c.rms_norm_eps, stream);
+      }
+      linear(lm_out, last_hidden, weights_.lm_head_weight(), stream);
     }
+    if (dtype_ != DType::f32) cast_to_float(logits_view_, lm_out, stream);
   }
   return logits_view_;
 }

@@ -95,8 +95,14 @@ class LlamaModel {
 
  private:
   void validate_batch(const ForwardBatch& b) const;
-  void attention(int64_t layer, const ForwardBatch& b, int64_t T, cudaStream_t stream);
-  void mlp(int64_t layer, int64_t T, cudaStream_t stream);
+  // A decoder-layer norm and the projection after it: out = linear(norm(hidden [+ residual])).
+  // add_residual: fused_add_rms_norm (residual += hidden), else rms_norm of the residual (layer
+  // 0's input). fuse: one kernel (rms_norm_linear), the residual stream moving buffers.
+  void norm_linear(const Tensor& out, const Tensor& norm_weight, const Tensor& weight,
+                   bool add_residual, Tensor& residual, bool fuse, int64_t T, cudaStream_t stream);
+  void attention(int64_t layer, const ForwardBatch& b, int64_t T, Tensor& residual, bool fuse,
+                 cudaStream_t stream);
+  void mlp(int64_t layer, int64_t T, Tensor& residual, bool fuse, cudaStream_t stream);
 
   ModelConfig config_;
   DType dtype_ = DType::f32;

@@ -6,11 +6,15 @@ accumulation order, and immune to TF32 when regenerated on a GPU. Shapes: M = 1 
 K not a multiple of 8, a tiny square one. Weights ~ N(0, 1/K) so outputs are O(1).
 linear_silu_mul rounds the activation to the dtype first (as the engine's silu_and_mul writes
 it), then multiplies in float64: M = 1 and 8 (the fused GEMV on CUDA) and 12 (silu_and_mul + GEMM).
+rms_norm_linear: residual_out = input + residual rounded to the dtype, its RMSNorm in fp32 times
+the norm weight rounded to the dtype (what fused_add_rms_norm writes), then the float64 product:
+M = 1 (fused on CUDA) and 3.
 """
 from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 
 from .common import DTYPES, Case, generator, randn
@@ -35,3 +39,15 @@ def cases(device: str, seed: int):
             out = (act.double() @ w.double().T).to(dt)
             yield Case(f"linear_silu_mul_{what}_{tag}", "linear_silu_mul",
                        {"gate_up": gu, "weight": w}, {}, {"out": out})
+        for what, m, k, n in [("decode", 1, 512, 48), ("batch3", 3, 256, 20)]:
+            x = randn((m, k), dt, device, g)
+            r = randn((m, k), dt, device, g)
+            nw = (1.0 + randn((k,), torch.float32, device, g, scale=0.1)).to(dt)
+            w = randn((n, k), dt, device, g, scale=1.0 / math.sqrt(k))
+            res = (x.float() + r.float()).to(dt)
+            v = res.float()
+            xn = (v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + 1e-5) * nw.float()).to(dt)
+            out = (xn.double() @ w.double().T).to(dt)
+            yield Case(f"rms_norm_linear_{what}_{tag}", "rms_norm_linear",
+                       {"input": x, "residual": r, "norm_weight": nw, "weight": w},
+                       {"eps": "1e-5"}, {"out": out, "residual_out": res})

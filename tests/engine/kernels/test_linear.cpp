@@ -6,8 +6,10 @@
 #include <string>
 #include <thread>
 
+#include "engine/core/memory.h"
 #include "engine/kernels/linear.h"
 #include "engine/ops/activation.h"
+#include "engine/ops/layernorm.h"
 #include "engine/ops/linear.h"
 #include "tests/support/test_support.h"
 
@@ -324,8 +326,8 @@ TEST(LinearSiluMul, FusedEqualsTheUnfusedPairAndTheOracle) {
     check_silu_mul(rng, dt, 1, 1024, 96);
     check_silu_mul(rng, dt, 1, 8 * 5 + 2048, 13);  // K not a multiple of the 8-chunk group
   }
-  check_silu_mul(rng, DType::f16, 1, 8192, 2048);   // llama-1b's down projection
-  check_silu_mul(rng, DType::bf16, 1, 14336, 40);   // llama-8b's (28 KB staged)
+  check_silu_mul(rng, DType::f16, 1, 8192, 2048);  // llama-1b's down projection
+  check_silu_mul(rng, DType::bf16, 1, 14336, 40);  // llama-8b's (28 KB staged)
 }
 
 TEST(LinearSiluMul, LargerBatchesTakeTheUnfusedPathThroughScratch) {
@@ -356,6 +358,108 @@ TEST(LinearSiluMul, CpuRunsThePairAndChecksItsArguments) {
   EXPECT_INVALID_NAMING(linear_silu_mul(out, gu_odd, w, scratch), "gate_up");
   EXPECT_INVALID_NAMING(linear_silu_mul(out, gu, w_bad, scratch), "weight");
   EXPECT_INVALID_NAMING(linear_silu_mul(out, gu, w, Tensor()), "scratch");
+}
+
+// ---- rms_norm_linear: the decoder norm fused into the projection after it ----
+
+struct NormLinearCase {
+  OwnedTensor x, r, nw, w;
+};
+
+NormLinearCase make_norm_linear(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N) {
+  return {rng.normal_tensor({M, K}, dt, 0, 1), rng.normal_tensor({M, K}, dt, 0, 1),
+          rng.normal_tensor({K}, dt, 1, 0.2),
+          rng.normal_tensor({N, K}, dt, 0, 1.0 / std::sqrt(static_cast<double>(K)))};
+}
+
+void check_norm_linear(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, bool with_residual) {
+  SCOPED_TRACE(::testing::Message() << "rms_norm_linear " << dtype_name(dt) << " M=" << M
+                                    << " K=" << K << " N=" << N << " residual=" << with_residual);
+  const double eps = 1e-5;
+  NormLinearCase c = make_norm_linear(rng, dt, M, K, N);
+  // Oracle: the CPU op (norm ops + linear through scratch).
+  OwnedTensor want({M, N}, dt, Storage::host), want_res({M, K}, dt, Storage::host);
+  OwnedTensor scratch_h({M, K}, dt, Storage::host);
+  poison(want);
+  poison(want_res);
+  rms_norm_linear(want, with_residual ? want_res.view() : Tensor(), c.x,
+                  with_residual ? c.r.view() : Tensor(), c.nw, eps, c.w, scratch_h);
+  OwnedTensor x = c.x.to(Storage::device), r = c.r.to(Storage::device);
+  OwnedTensor nw = c.nw.to(Storage::device), w = c.w.to(Storage::device);
+  OwnedTensor out({M, N}, dt, Storage::device), res({M, K}, dt, Storage::device);
+  OwnedTensor scratch({M, K}, dt, Storage::device);
+  poison(out);
+  poison(res);
+  const Tensor res_v = with_residual ? res.view() : Tensor();
+  const Tensor r_v = with_residual ? r.view() : Tensor();
+  const bool fused = rms_norm_linear_is_fused(out, res_v, x, r_v, nw, w);
+  EXPECT_EQ(fused, M == 1);
+  rms_norm_linear(out, res_v, x, r_v, nw, eps, w, fused ? Tensor() : scratch.view());
+  // The unfused GPU pair: norm ops then the same linear algorithm.
+  OwnedTensor pair({M, N}, dt, Storage::device), res2({M, K}, dt, Storage::device);
+  copy_tensor(scratch, x);
+  if (with_residual) {
+    copy_tensor(res2, r);
+    fused_add_rms_norm(scratch, res2, nw, eps);
+  } else {
+    rms_norm(scratch, x, nw, eps);
+  }
+  linear(pair, scratch, w);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(dt));
+  EXPECT_CLOSE(out.view(), pair.view(), gemm_tolerance(dt));
+  if (with_residual) {  // input + residual rounded once: exact on every path
+    const Tolerance exact{0, 0};
+    EXPECT_CLOSE(res.view(), want_res.view(), exact);
+    EXPECT_CLOSE(res.view(), res2.view(), exact);
+  }
+}
+
+TEST(RmsNormLinear, FusedDecodeTokenMatchesOracleAndUnfusedPair) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(450);
+  for (DType dt : kDtypes)
+    for (bool res : {true, false}) {
+      check_norm_linear(rng, dt, 1, 2048, 3072, res);  // llama-1b: norm + QKV
+      check_norm_linear(rng, dt, 1, 8 * 33, 77, res);  // K with a partial group, odd N
+    }
+  check_norm_linear(rng, DType::bf16, 1, 4096, 1000, true);  // llama-8b's hidden size
+}
+
+TEST(RmsNormLinear, BatchesTakeTheUnfusedPathThroughScratch) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(451);
+  check_norm_linear(rng, DType::f16, 4, 512, 96, true);
+  check_norm_linear(rng, DType::f32, 16, 256, 40, false);
+}
+
+TEST(RmsNormLinear, CpuMatchesTheNormOpsThenLinearAndChecksArguments) {
+  Rng rng(452);
+  const DType dt = DType::f32;
+  NormLinearCase c = make_norm_linear(rng, dt, 3, 16, 5);
+  OwnedTensor out({3, 5}, dt, Storage::host), res({3, 16}, dt, Storage::host);
+  OwnedTensor scratch({3, 16}, dt, Storage::host);
+  rms_norm_linear(out, res, c.x, c.r, c.nw, 1e-6, c.w, scratch);
+  OwnedTensor h = OwnedTensor(c.x.to(Storage::host)), r2 = OwnedTensor(c.r.to(Storage::host));
+  fused_add_rms_norm(h, r2, c.nw, 1e-6);
+  OwnedTensor want({3, 5}, dt, Storage::host);
+  linear(want, h, c.w);
+  const Tolerance exact{0, 0};
+  EXPECT_CLOSE(out.view(), want.view(), exact);
+  EXPECT_CLOSE(res.view(), r2.view(), exact);
+
+  OwnedTensor nw_bad = rng.normal_tensor({15}, dt, 1, 0.1);
+  OwnedTensor res_bad({3, 15}, dt, Storage::host);
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, res, c.x, c.r, nw_bad, 1e-6, c.w, scratch),
+                        "norm_weight");
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, res_bad, c.x, c.r, c.nw, 1e-6, c.w, scratch),
+                        "residual_out");
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, Tensor(), c.x, c.r, c.nw, 1e-6, c.w, scratch),
+                        "residual_out");
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, c.r, c.x, c.r, c.nw, 1e-6, c.w, scratch),
+                        "residual_out");  // in place is not allowed: other CTAs still read it
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, res, c.x, c.r, c.nw, 0.0, c.w, scratch), "eps");
+  EXPECT_INVALID_NAMING(rms_norm_linear(out, res, c.x, c.r, c.nw, 1e-6, c.w, Tensor()), "scratch");
 }
 
 // ---- bad arguments ----
