@@ -171,10 +171,25 @@ int run(const RunOptions& o) {
   std::printf("  (CPU time waiting on the D2H event: %.1f ms; H2D %.1f ms, D2H %.1f ms on their "
               "own streams)\n",
               m.wait_ms, m.h2d_ms, m.d2h_ms);
-  if (c.device == Device::cuda)
-    std::printf("GPU busy: %.1f%% of the time between the first step's start and the last's end "
-                "(from event timestamps)\n",
-                100 * m.gpu_busy_fraction);
+  // Idle between steps: in the steady decode state (the target), then over the whole run.
+  const char* unit = c.device == Device::cuda ? "GPU" : "CPU forward";
+  if (m.decode_steady_pairs > 0)
+    std::printf("%s idle between decode steps: median gap %.1f us, %.2f%% of the steady decode "
+                "time, busy %.2f%% (%lld step pairs; graph captures and swaps left out)\n",
+                unit, m.decode_gap_median_us, 100 * m.decode_idle_fraction,
+                100 * m.gpu_busy_fraction, static_cast<long long>(m.decode_steady_pairs));
+  else
+    std::printf("%s idle between decode steps: not measured (no two consecutive decode steps)\n",
+                unit);
+  std::printf("%s busy over the whole run: %.1f%% of the time from the first step's compute start "
+              "to the last's end (%s; prefill, graph captures, swaps included)\n",
+              unit, 100 * m.gpu_busy_fraction_all,
+              c.device == Device::cuda ? "event timestamps" : "host clock");
+  if (c.cuda_graphs)
+    std::printf("CUDA graphs: %lld captured in %.1f ms (CPU wall clock; not in the tok/s above), "
+                "%lld replays\n",
+                static_cast<long long>(m.graph_captures), m.graph_capture_ms,
+                static_cast<long long>(m.graph_replays));
   std::printf("memory: weights %.2f GB, KV cache %.2f GB; preemptions %lld (%lld swap-outs, %lld "
               "recomputes); %lld graph replays\n",
               engine.weight_bytes() / 1e9, engine.kv_cache_bytes() / 1e9,
@@ -199,7 +214,18 @@ int run(const RunOptions& o) {
     j["stage_ms"] = {{"Scheduler", m.scheduler_ms},       {"PrepareInputs", m.prepare_ms},
                      {"ModelExecutor", m.model_ms},       {"Sampling", m.sampling_ms},
                      {"ProcessOutputs", m.process_ms},    {"Wait", m.wait_ms}};
-    j["gpu_busy_fraction"] = m.gpu_busy_fraction;
+    j["prefill_wall_s"] = m.prefill_wall_s;
+    j["decode_wall_s"] = m.decode_wall_s;
+    // The steady-state decode idle (null without two consecutive decode steps), the whole run.
+    const bool steady = m.decode_steady_pairs > 0;
+    auto or_null = [&](double v) { return steady ? nlohmann::json(v) : nlohmann::json(); };
+    j["gpu_busy_fraction"] = or_null(m.gpu_busy_fraction);
+    j["decode_idle_fraction"] = or_null(m.decode_idle_fraction);
+    j["decode_gap_median_us"] = or_null(m.decode_gap_median_us);
+    j["decode_steady_pairs"] = m.decode_steady_pairs;
+    j["gpu_busy_fraction_all"] = m.gpu_busy_fraction_all;
+    j["graph_captures"] = m.graph_captures;
+    j["graph_capture_ms"] = m.graph_capture_ms;
     j["weight_bytes"] = engine.weight_bytes();
     j["kv_cache_bytes"] = engine.kv_cache_bytes();
     j["preemptions"] = st.num_preemptions;

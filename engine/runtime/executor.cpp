@@ -15,6 +15,9 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
+double seconds_of(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
 }  // namespace
 
 StepExecutor::StepExecutor(LlamaModel& model, int64_t num_cpu_blocks, bool cuda_graphs)
@@ -115,11 +118,12 @@ void StepExecutor::compute_eager(const StepTensors& in, Slot& slot, cudaStream_t
          in.seeds, in.offsets, s);
 }
 
-StepExecutor::Graph& StepExecutor::graph_for(const PreparedStep& step) {
+StepExecutor::Graph& StepExecutor::graph_for(const PreparedStep& step, double* capture_ms) {
   const auto key = std::make_pair(step.layout.num_tokens, step.max_context_len);
   auto it = graphs_.find(key);
   if (it != graphs_.end()) return it->second;
   DAY18_NVTX_RANGE("CaptureGraph");
+  const auto t0 = std::chrono::steady_clock::now();
   // Capture on a side stream that has no pending cross-stream waits; replays go to compute.
   Stream cap;
   const StepTensors in =
@@ -141,7 +145,10 @@ StepExecutor::Graph& StepExecutor::graph_for(const PreparedStep& step) {
   DAY18_CUDA_CHECK(cudaGraphInstantiate(&g.exec, g.graph, 0));
   // Upload now (ordered before this step's compute_start), not lazily on the first launch.
   DAY18_CUDA_CHECK(cudaGraphUpload(g.exec, *compute_));
-  return graphs_.emplace(key, g).first->second;
+  Graph& stored = graphs_.emplace(key, g).first->second;
+  *capture_ms = ms_since(t0);
+  capture_ms_ += *capture_ms;
+  return stored;
 }
 
 void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
@@ -158,6 +165,7 @@ void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
                           slots_[prev->parity].sampled_dev.view().slice0(0, prev->layout.num_rows));
     }
     const auto t0 = std::chrono::steady_clock::now();
+    slot.host_times.host_start_s = seconds_of(t0);
     const Tensor& logits = model_.forward(in.batch);
     slot.host_times.model_ms = ms_since(t0);
     const auto t1 = std::chrono::steady_clock::now();
@@ -166,8 +174,10 @@ void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
       sample(slot.sampled_dev.view().slice0(0, in.batch.num_seqs()), logits, in.temperature,
              in.top_k, in.top_p, in.seeds, in.offsets);
     }
-    slot.host_times.sampling_ms = ms_since(t1);
+    const auto t2 = std::chrono::steady_clock::now();
+    slot.host_times.sampling_ms = std::chrono::duration<double, std::milli>(t2 - t1).count();
     slot.host_times.compute_ms = slot.host_times.model_ms + slot.host_times.sampling_ms;
+    slot.host_times.host_end_s = seconds_of(t2);
     return;
   }
   StepEvents& ev = *slot.ev;
@@ -191,7 +201,8 @@ void StepExecutor::submit(const SchedulerOutput& out, const PreparedStep& step,
   // before compute_start is recorded, so the CPU time they take (tens of ms) is not counted in
   // this step's compute time (the event would otherwise stamp before the capture started).
   slot.graph = graphs_on_ && warmed_up_ && step.decode_only;
-  Graph* graph = slot.graph ? &graph_for(step) : nullptr;
+  slot.capture_ms = -1;
+  Graph* graph = slot.graph ? &graph_for(step, &slot.capture_ms) : nullptr;
   ev.compute_start.record(*compute_);
   const StepTensors in =
       StepTensors::view(step.layout, slot.dev_in.data(), Device::cuda, step.max_context_len);
@@ -245,6 +256,8 @@ std::vector<int32_t> StepExecutor::wait(const PreparedStep& step, StepTimes* tim
       t.sampling_ms = Event::elapsed_ms(ev.forward_done, ev.compute_done);
       t.d2h_ms = Event::elapsed_ms(ev.compute_done, ev.d2h_done);
       t.graph = slot.graph;
+      t.captured = slot.capture_ms >= 0;
+      t.capture_ms = std::max(slot.capture_ms, 0.0);
     }
   } else {
     sampled = slot.sampled_dev.ptr<int32_t>();

@@ -25,7 +25,10 @@
 // samples out of the static output afterwards — outside the graph, so both parities share it.
 // Measuring: a bucket's capture, instantiation and upload run before the step's compute_start
 // event is recorded, so a step's compute time never includes the capture (it once did: the
-// event stamped, then the CPU captured for tens of ms, inflating the first replay's time).
+// event stamped, then the CPU captured for tens of ms, inflating the first replay's time). The
+// GPU has nothing of this step queued meanwhile, so the capture shows up as idle between the
+// previous step's compute_done and this one's compute_start: the step says so (StepTimes::
+// captured, capture_ms) and the engine leaves it out of the steady-state decode idle.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -45,7 +48,11 @@ namespace day18 {
 // GPU times of one step from its events (ms), filled in by wait(); CPU backend: host times.
 struct StepTimes {
   double h2d_ms = 0, model_ms = 0, sampling_ms = 0, d2h_ms = 0, compute_ms = 0;
-  bool graph = false;
+  bool graph = false;     // replayed a CUDA graph
+  bool captured = false;  // captured that graph first (the bucket's first use): a one-off
+  double capture_ms = 0;  // CPU wall clock of capture + instantiate + upload (0 if not captured)
+  // CPU backend: steady_clock seconds (since its epoch) when the forward began / sampling ended.
+  double host_start_s = 0, host_end_s = 0;
 };
 
 class StepExecutor {
@@ -82,6 +89,9 @@ class StepExecutor {
   size_t swap_cache_bytes() const { return cpu_k_.nbytes() + cpu_v_.nbytes(); }
   int64_t num_graphs() const { return static_cast<int64_t>(graphs_.size()); }
   int64_t num_graph_replays() const { return graph_replays_; }
+  // Captures so far (one per bucket) and their CPU wall clock in total (ms).
+  int64_t num_graph_captures() const { return static_cast<int64_t>(graphs_.size()); }
+  double graph_capture_ms() const { return capture_ms_; }
   cudaStream_t compute_stream() const { return compute_ ? compute_->get() : nullptr; }
 
  private:
@@ -92,6 +102,7 @@ class StepExecutor {
     std::unique_ptr<StepEvents> ev;
     StepTimes host_times;         // CPU backend
     bool graph = false;
+    double capture_ms = -1;  // >= 0: this step captured its graph, in that many ms
   };
   struct Graph {
     cudaGraph_t graph = nullptr;
@@ -99,12 +110,15 @@ class StepExecutor {
   };
   void run_swaps(const SchedulerOutput& out);
   void compute_eager(const StepTensors& in, Slot& slot, cudaStream_t s);
-  Graph& graph_for(const PreparedStep& step);
+  // The step's graph, captured first if its bucket is new (then *capture_ms = the CPU wall clock
+  // of capture + instantiate + upload; untouched otherwise).
+  Graph& graph_for(const PreparedStep& step, double* capture_ms);
 
   LlamaModel& model_;
   bool graphs_on_ = false;
   bool warmed_up_ = false;  // an eager step ran (graphs may be captured)
   int64_t graph_replays_ = 0;
+  double capture_ms_ = 0;
   std::unique_ptr<Stream> h2d_, compute_, d2h_, cache_;
   Slot slots_[2];
   OwnedTensor cpu_k_, cpu_v_;  // [num_layers, num_cpu_blocks, kv_heads, block_size, head_dim]
