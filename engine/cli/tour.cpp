@@ -416,8 +416,10 @@ int run_pipeline_tour(const TourOptions& o) {
     std::printf("  H2D of step N+1 began before compute of step N ended: %lld of %lld steps\n",
                 static_cast<long long>(overlapped), static_cast<long long>(pairs));
     std::printf("  idle gap between steps' compute: median %.1f us\n", median(gaps) * 1e3);
-    std::printf("  GPU busy: %.1f%% of the time from the first step's start to the last's end\n",
-                100 * m.gpu_busy_fraction);
+    std::printf("  GPU busy between decode steps: %.1f%% (steady state, %lld step pairs); over the "
+                "whole run, prefill included: %.1f%%\n",
+                100 * m.gpu_busy_fraction, static_cast<long long>(m.decode_steady_pairs),
+                100 * m.gpu_busy_fraction_all);
   } else {
     std::printf("  skipped on the CPU backend: one thread does everything in order, so nothing\n"
                 "  overlaps (on a GPU, step N+1 is prepared while step N computes).\n");
