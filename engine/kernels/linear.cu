@@ -123,7 +123,8 @@ cudaDataType_t cuda_type(DType t) {
 
 constexpr int kGemvWarps = 8;  // warps per CTA
 constexpr int kGemvThreads = kGemvWarps * 32;
-constexpr int kGemvUnroll = 8;  // 16-byte weight loads in flight per lane (per buffer)
+constexpr int kGemvUnroll = 8;           // 16-byte weight loads in flight per lane (per buffer)
+constexpr int kGemvStagedCtasPerSm = 4;  // grid cap with a staged prologue (see launch_gemv)
 
 // GATED: before the GEMV, the CTA computes the activation silu(gate) * up of its M input rows
 // once into shared memory, rounded to T exactly as silu_and_mul writes it (so the fused down
@@ -237,18 +238,21 @@ __global__ void __launch_bounds__(kGemvThreads)
   pdl_launch_dependents();
 
   const int lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kGemvWarps + threadIdx.x / 32;
-  const bool active = n < N;
-  const T* w = weight + static_cast<int64_t>(active ? n : 0) * K + lane * V;
-  const int num_groups = active ? K / kGroup : 0;
+  const int row_stride = gridDim.x * kGemvWarps;
+  const int n0 = blockIdx.x * kGemvWarps + threadIdx.x / 32;
+  const int num_groups = K / kGroup;
+  const T* w = nullptr;
   auto load_group = [&](uint4(&buf)[kGemvUnroll], int g) {
 #pragma unroll
     for (int u = 0; u < kGemvUnroll; ++u) buf[u] = load16_stream(w + g * kGroup + u * kChunk);
   };
 
-  // Prefetch the first group: the weights do not depend on the previous kernel.
+  // Prefetch the first group of the first row: the weights do not depend on the previous kernel.
   uint4 wa[kGemvUnroll], wb[kGemvUnroll];
-  if (num_groups > 0) load_group(wa, 0);
+  if (n0 < N) {
+    w = weight + static_cast<int64_t>(n0) * K + lane * V;
+    if (num_groups > 0) load_group(wa, 0);
+  }
   pdl_wait_primary();  // x is the previous kernel's output
 
   const T* x = input;
@@ -261,12 +265,8 @@ __global__ void __launch_bounds__(kGemvThreads)
     x = reinterpret_cast<const T*>(staged);
     __syncthreads();
   }
-  if (!active) return;
 
-  float acc[MAXM];
-#pragma unroll
-  for (int m = 0; m < MAXM; ++m) acc[m] = 0.f;
-  auto consume = [&](const uint4& wq, int k) {  // k: this lane's first element
+  auto consume_into = [&](float(&acc)[MAXM], const uint4& wq, int k) {  // k: lane's 1st element
     float wf[V];
     unpack16<T>(wq, wf);
 #pragma unroll
@@ -281,33 +281,45 @@ __global__ void __launch_bounds__(kGemvThreads)
       }
     }
   };
-  auto consume_group = [&](const uint4(&buf)[kGemvUnroll], int g) {
-#pragma unroll
-    for (int u = 0; u < kGemvUnroll; ++u) consume(buf[u], g * kGroup + u * kChunk + lane * V);
-  };
 
-  for (int g = 0; g < num_groups; g += 2) {
-    if (g + 1 < num_groups) load_group(wb, g + 1);
-    consume_group(wa, g);
-    if (g + 1 >= num_groups) break;
-    if (g + 2 < num_groups) load_group(wa, g + 2);
-    consume_group(wb, g + 1);
-  }
-  // The chunks after the last whole group (the last one may cover only some lanes).
-  for (int k = num_groups * kGroup + lane * V; k < K; k += kChunk)
-    consume(load16_stream(weight + static_cast<int64_t>(n) * K + k), k);
+  // Rows n0, n0 + row_stride, ...: one row per warp when the grid covers N (no prologue), a few
+  // when a staged prologue capped the grid (see launch_gemv).
+  for (int n = n0; n < N; n += row_stride) {
+    if (n != n0) {
+      w = weight + static_cast<int64_t>(n) * K + lane * V;
+      if (num_groups > 0) load_group(wa, 0);
+    }
+    float acc[MAXM];
+#pragma unroll
+    for (int m = 0; m < MAXM; ++m) acc[m] = 0.f;
+    auto consume_group = [&](const uint4(&buf)[kGemvUnroll], int g) {
+#pragma unroll
+      for (int u = 0; u < kGemvUnroll; ++u)
+        consume_into(acc, buf[u], g * kGroup + u * kChunk + lane * V);
+    };
+    for (int g = 0; g < num_groups; g += 2) {
+      if (g + 1 < num_groups) load_group(wb, g + 1);
+      consume_group(wa, g);
+      if (g + 1 >= num_groups) break;
+      if (g + 2 < num_groups) load_group(wa, g + 2);
+      consume_group(wb, g + 1);
+    }
+    // The chunks after the last whole group (the last one may cover only some lanes).
+    for (int k = num_groups * kGroup + lane * V; k < K; k += kChunk)
+      consume_into(acc, load16_stream(weight + static_cast<int64_t>(n) * K + k), k);
 
 #pragma unroll
-  for (int m = 0; m < MAXM; ++m)
+    for (int m = 0; m < MAXM; ++m)
 #pragma unroll
-    for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
-  if (lane < M) {
-    // Lane m writes row m's output (a static index: acc stays in registers).
-    float v = acc[0];
+      for (int off = 16; off > 0; off /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], off);
+    if (lane < M) {
+      // Lane m writes row m's output (a static index: acc stays in registers).
+      float v = acc[0];
 #pragma unroll
-    for (int m = 1; m < MAXM; ++m)
-      if (lane == m) v = acc[m];
-    out[static_cast<int64_t>(lane) * N + n] = from_float<T>(v);
+      for (int m = 1; m < MAXM; ++m)
+        if (lane == m) v = acc[m];
+      out[static_cast<int64_t>(lane) * N + n] = from_float<T>(v);
+    }
   }
 }
 
@@ -326,7 +338,20 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight, c
   if (M == 0 || N == 0) return;
   const size_t smem =
       PRO != Prologue::none ? static_cast<size_t>(M) * K * dtype_size(input.dtype()) : 0;
-  const dim3 grid((N + kGemvWarps - 1) / kGemvWarps);
+  // One row per warp; but a staged prologue (the activation or the norm, computed by every CTA)
+  // is paid once per CTA, so those grids stop at kGemvStagedCtasPerSm CTAs per SM and loop over
+  // rows (the LM head's 16032 CTAs each normalizing the row cost more than the launch it saves).
+  int ctas = (N + kGemvWarps - 1) / kGemvWarps;
+  if constexpr (PRO != Prologue::none) {
+    static const int max_ctas = [] {
+      int dev = 0, sms = 0;
+      DAY18_CUDA_CHECK(cudaGetDevice(&dev));
+      DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+      return sms * kGemvStagedCtasPerSm;
+    }();
+    ctas = std::min(ctas, max_ctas);
+  }
+  const dim3 grid(ctas);
   dispatch_float(input.dtype(), [&]<typename T>() {
     auto go = [&]<int MAXM>() {
       launch_pdl(gemv_kernel<T, MAXM, PRO>, grid, dim3(kGemvThreads), smem, stream, out.ptr<T>(),
