@@ -347,9 +347,11 @@ int run_pipeline_tour(const TourOptions& o) {
   section(5, gpu ? "Kernels on the compute stream" : "The model's forward pass (CPU)");
   std::printf(
       "The forward pass: embedding, then per layer Norm (RMSNorm) -> Attention (QKV GEMM,\n"
-      "rotary, reshape_and_cache writing the new K/V into their slots, paged attention, O GEMM)\n"
-      "-> Norm -> MLP (gate_up GEMM, SiLU-and-mul, down GEMM), then the final Norm and the LM\n"
-      "head. In Nsight Systems these are the NVTX ranges ModelExecutor > Attention / MLP / Norm.\n"
+      "rotary_and_cache: rotary on q and k, the new K/V into their cache slots, q packed for\n"
+      "paged attention; paged attention, O GEMM) -> Norm -> MLP (gate_up GEMM, SiLU-and-mul +\n"
+      "down GEMM), then the final Norm and the LM head. For ONE decode token on CUDA each norm\n"
+      "runs inside the GEMV after it and SiLU-and-mul inside the down GEMV: 6 kernels a layer.\n"
+      "In Nsight Systems these are the NVTX ranges ModelExecutor > Attention / MLP / Norm.\n"
       "docs/model.md and docs/ops.md describe each op. A decode step reads every weight once,\n"
       "so its time cannot go below weight bytes / bandwidth.\n");
   std::printf("  step %-4lld (prefill, %lld tokens) forward %.3f ms\n",

@@ -21,12 +21,18 @@
 
 namespace day18::cuda {
 
+// griddepcontrol exists from sm_90 on: compiled for an older architecture these are empty, so
+// the code builds there (the engine's default and tested target is sm_90).
 __device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ void pdl_wait_primary() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
 }
 
 // kernel<<<grid, block, smem, stream>>>(args...) with programmatic stream serialization allowed.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "engine/core/memory.h"
 #include "engine/cpu/paged_attention.h"
@@ -216,6 +217,33 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
     p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
   }
   return p;
+}
+
+size_t paged_attention_workspace_bound(int64_t max_num_tokens, int64_t num_heads,
+                                       int64_t num_kv_heads, int64_t head_size, int max_model_len,
+                                       const PagedAttentionOptions& options) {
+  // Every rule of the planner switches at a multiple of 64 tokens of context (partition sizes,
+  // the short-context and one-head-per-block bounds), and within such a step the workspace only
+  // grows with the context: the contexts 64, 128, ... and max_model_len cover every maximum.
+  // In num_tokens the workspace grows too, except where the automatic partition shrinks (small
+  // batches, fewer than kAutoBlocksPerSm blocks per SM): every T up to that point is planned,
+  // then only the largest.
+  std::vector<int64_t> contexts;
+  for (int64_t c = kMinAutoPartition; c < max_model_len; c += kMinAutoPartition)
+    contexts.push_back(c);
+  contexts.push_back(std::max(max_model_len, 0));
+  const int64_t shrink_tokens =
+      (kAutoBlocksPerSm * sms() * cuda::kMaxHeadsPerBlock + num_heads - 1) / num_heads + 1;
+  std::vector<int64_t> tokens;
+  for (int64_t t = 1; t <= std::min(max_num_tokens, shrink_tokens); ++t) tokens.push_back(t);
+  tokens.push_back(std::max<int64_t>(max_num_tokens, 1));
+  size_t worst = 0;
+  for (int64_t t : tokens)
+    for (int64_t ctx : contexts)
+      worst = std::max(worst, plan_paged_attention(t, num_heads, num_kv_heads, head_size,
+                                                   static_cast<int>(ctx), options)
+                                  .workspace_bytes);
+  return worst;
 }
 
 PagedAttentionWorkspace split_paged_attention_workspace(const PagedAttentionPlan& plan,

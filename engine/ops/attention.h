@@ -79,6 +79,14 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
                                         int64_t head_size, int max_context_len,
                                         const PagedAttentionOptions& options = {});
 
+// The largest workspace plan_paged_attention(T, ..., ctx, options) asks for over every
+// num_tokens T <= max_num_tokens and max_context_len ctx <= max_model_len: what a caller that
+// allocates once (the model) must reserve. Evaluated by planning every candidate where the
+// planner's rules can peak (see attention.cpp), so it follows whatever rule the planner has.
+size_t paged_attention_workspace_bound(int64_t max_num_tokens, int64_t num_heads,
+                                       int64_t num_kv_heads, int64_t head_size, int max_model_len,
+                                       const PagedAttentionOptions& options = {});
+
 // Splits a workspace (uint8 tensor of >= plan.workspace_bytes, same device) into the v2
 // tensors of the plan.
 struct PagedAttentionWorkspace {

@@ -27,8 +27,8 @@ void register_linear_ops(OpRegistry& r) {
                  {"weight", "[N, K] same dtype (N = out_features)"}};
     op.outputs = {{"out", "[M, N] same dtype"}};
     op.attrs = {{"algo",
-                 "auto | cublas | gemv (CUDA only: gemv needs M <= 8 and 16-byte rows; auto "
-                 "takes it where it applies)",
+                 "auto | cublas | gemv (CUDA only: gemv needs M <= 8 and 16-byte rows; auto takes "
+                 "it for one token)",
                  "auto"}};
     op.run = [](OpContext& c) {
       const Tensor& in = c.io.get("input");
@@ -57,7 +57,7 @@ void register_linear_ops(OpRegistry& r) {
     op.family = "linear";
     op.summary =
         "out = silu_and_mul(gate_up) @ weight^T: the MLP down projection, fused into one GEMV "
-        "for M <= 8 on CUDA";
+        "for one token on CUDA";
     op.inputs = {{"gate_up", "[M, 2K] f32/f16/bf16 (gate | up)"}, {"weight", "[N, K] same dtype"}};
     op.outputs = {{"out", "[M, N] same dtype"}};
     op.run = [](OpContext& c) {

@@ -18,36 +18,12 @@
 namespace day18 {
 namespace {
 
-// The largest PagedAttention v2 workspace any batch within the limits can need.
-//
-// plan_paged_attention picks v2 only when v1's shared memory cannot hold the context's logits, or
-// when the v1 grid is small (num_tokens * num_heads / heads_per_block < 8 blocks per SM); its
-// automatic partition size is never below 128 tokens. The v2 workspace grows with num_tokens and
-// with the number of partitions, so the worst case is the largest num_tokens that can still pick
-// v2, at max_model_len, cut into 128-token partitions. That bounds a few MB for decode batches
-// instead of sizing for max_num_tokens x max_model_len (GBs for a long prefill), which v1 serves.
+// The largest PagedAttention v2 workspace any batch within the limits can need: the planner's
+// own answer over every batch size and context (a long prefill picks v2 with 512-token
+// partitions, a batch-1 decode 64-token ones: either can be the worst case).
 size_t attention_workspace_bound(const ModelConfig& c, const RuntimeLimits& lim) {
-  const int H = static_cast<int>(c.num_heads), KV = static_cast<int>(c.num_kv_heads);
-  const int D = static_cast<int>(c.head_dim), ctx = static_cast<int>(lim.max_model_len);
-  // The largest heads-per-block any batch gets (small batches get fewer, which needs less shared
-  // memory and gives more v1 blocks, so fewer v2 choices): the bound holds for them too.
-  const int hpb = cuda::paged_attention_heads_per_block(H, KV, lim.max_num_tokens, ctx, 0);
-  size_t worst_v1_smem = 0;
-  for (int threads : cuda::kPagedAttentionThreadCounts)
-    worst_v1_smem =
-        std::max(worst_v1_smem, cuda::paged_attention_shared_bytes(hpb, D, threads, ctx));
-  // More SMs than this GPU reports would only make the bound larger: take at least an H100's.
-  const int64_t sms = std::max(cuda::sm_count(), 132);
-  const int64_t groups = H / hpb;
-  int64_t tokens = lim.max_num_tokens;
-  if (worst_v1_smem <= cuda::max_shared_bytes_per_block())
-    tokens =
-        std::min(tokens, (8 * sms + groups - 1) / groups - 1);  // largest T with v1 grid < 8/SM
-  tokens = std::max<int64_t>(tokens, 1);
-  PagedAttentionOptions o;
-  o.version = PagedAttentionVersion::v2;
-  o.partition_size = 128;
-  return plan_paged_attention(tokens, H, KV, D, ctx, o).workspace_bytes;
+  return paged_attention_workspace_bound(lim.max_num_tokens, c.num_heads, c.num_kv_heads,
+                                         c.head_dim, static_cast<int>(lim.max_model_len));
 }
 
 void zero(const OwnedTensor& t) {
@@ -308,8 +284,8 @@ void LlamaModel::mlp(int64_t l, int64_t T, Tensor& residual, bool fuse, cudaStre
   // post_attention_layernorm (+ the attention output into the residual), then gate_up.
   norm_linear(gate_up, w.post_attention_layernorm, w.gate_up_proj, /*add_residual=*/true, residual,
               fuse, T, stream);
-  // SiLU-and-mul + down projection: one fused GEMV for decode batches (M <= 8 on CUDA), else
-  // silu_and_mul into `act` and a GEMM.
+  // SiLU-and-mul + down projection: one fused GEMV for one decode token on CUDA, else
+  // silu_and_mul into `act` and a GEMM (or GEMV).
   linear_silu_mul(hidden, gate_up, w.down_proj, act, stream);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "engine/cpu/paged_attention.h"
@@ -189,6 +190,25 @@ TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
   p = plan_paged_attention(256, 32, 8, 128, 512);
   EXPECT_EQ(p.version, V::v1);
   EXPECT_EQ(p.workspace_bytes, 0u);
+}
+
+TEST(PagedAttentionPlan, WorkspaceBoundCoversEveryBatchAndContext) {
+  // Exhaustive over a model's limits: no plan asks for more than the bound. Includes a long
+  // prefill (many tokens, context > one partition: v2 with 512-token partitions), which a
+  // decode-only bound would miss.
+  for (auto [H, KV, D] : {std::tuple<int64_t, int64_t, int64_t>{32, 8, 64}, {8, 2, 128}}) {
+    const int64_t max_tokens = 600;
+    const int max_len = 1500;
+    const size_t bound = paged_attention_workspace_bound(max_tokens, H, KV, D, max_len);
+    size_t worst = 0;
+    for (int64_t t = 1; t <= max_tokens; t += (t < 200 ? 1 : 37))
+      for (int ctx = 1; ctx <= max_len; ctx += 7)
+        worst = std::max(worst, plan_paged_attention(t, H, KV, D, ctx).workspace_bytes);
+    worst = std::max(worst, plan_paged_attention(max_tokens, H, KV, D, max_len).workspace_bytes);
+    EXPECT_GE(bound, worst) << "H=" << H;
+    EXPECT_GT(worst, 0u);
+    EXPECT_GE(bound, plan_paged_attention(max_tokens, H, KV, D, max_len).workspace_bytes);
+  }
 }
 
 TEST(PagedAttentionPlan, ForcedVersionAndPartitionAreHonoured) {
