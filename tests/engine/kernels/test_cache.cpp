@@ -13,43 +13,17 @@
 namespace day18 {
 namespace {
 
+using testing::bitwise_equal;
+using testing::copy_of;
 using testing::to_host;
 
 constexpr auto& kDtypes = testing::kAllFloatDtypes;
-
-// Every byte equal; on failure names the first differing elements (flat index, both values).
-::testing::AssertionResult bitwise_equal(const Tensor& actual_any, const Tensor& expected_any) {
-  OwnedTensor a = to_host(actual_any), e = to_host(expected_any);
-  if (a.sizes() != e.sizes() || a.dtype() != e.dtype())
-    return ::testing::AssertionFailure()
-           << "shape/dtype differ: " << a.view().describe() << " vs " << e.view().describe();
-  const size_t esz = dtype_size(a.dtype());
-  int64_t bad = 0;
-  std::string first;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    if (std::memcmp(static_cast<const char*>(a.data()) + i * esz,
-                    static_cast<const char*>(e.data()) + i * esz, esz) != 0) {
-      if (++bad <= 5)
-        first += detail::concat(" [", i, "] expected ", host_get(e.view(), i), " got ",
-                                host_get(a.view(), i), ";");
-    }
-  }
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << a.numel() << " elements differ:" << first;
-}
 
 OwnedTensor i64_tensor(const std::vector<int64_t>& v, std::vector<int64_t> shape,
                        Storage storage = Storage::host) {
   OwnedTensor h(shape, DType::i64, Storage::host);
   std::copy(v.begin(), v.end(), h.ptr<int64_t>());
   return storage == Storage::host ? std::move(h) : h.to(storage);
-}
-
-OwnedTensor copy_of(const Tensor& t, Storage storage) {
-  OwnedTensor o(t.sizes(), t.dtype(), storage);
-  copy_tensor(o.view(), t);
-  return o;
 }
 
 std::vector<int64_t> distinct(Rng& rng, int64_t n, int64_t count) {

@@ -184,19 +184,10 @@ TEST(LinearKernel, CanBeCapturedInACudaGraph) {
   Stream s;
   linear(out, dx, dw, s);  // first call on this thread creates the handle (not capturable)
   s.synchronize();
-  poison(out, s);
-  s.synchronize();
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  DAY18_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  linear(out, dx, dw, s);  // must not allocate or sync: the explicit workspace makes sure
-  DAY18_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  DAY18_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  DAY18_CUDA_CHECK(cudaGraphLaunch(exec, s));
-  s.synchronize();
+  // Must not allocate or sync inside the capture: the explicit workspace makes sure.
+  testing::capture_and_replay(
+      s, [&] { linear(out, dx, dw, s); }, [&] { poison(out, s); });
   EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(DType::f16));
-  DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
 // ---- the decode GEMV ----
@@ -260,18 +251,9 @@ TEST(LinearGemv, CanBeCapturedInACudaGraph) {
   OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
   OwnedTensor out({M, N}, DType::bf16, Storage::device);
   Stream s;
-  poison(out, s);
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  DAY18_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  linear(out, dx, dw, LinearAlgo::gemv, s);
-  DAY18_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  DAY18_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  DAY18_CUDA_CHECK(cudaGraphLaunch(exec, s));
-  s.synchronize();
+  testing::capture_and_replay(
+      s, [&] { linear(out, dx, dw, LinearAlgo::gemv, s); }, [&] { poison(out, s); });
   EXPECT_CLOSE(out.view(), want.view(), gemm_tolerance(DType::bf16));
-  DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
 TEST(LinearGemv, ExplicitGemvOutsideItsDomainIsRejectedNamingAlgo) {

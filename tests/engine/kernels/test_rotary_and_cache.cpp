@@ -21,40 +21,16 @@
 namespace day18 {
 namespace {
 
+using testing::bitwise_equal;
+using testing::copy_of;
 using testing::to_host;
 
 constexpr auto& kDtypes = testing::kAllFloatDtypes;
-
-// Every byte equal; on failure names the first differing elements (flat index, both values).
-::testing::AssertionResult bitwise_equal(const Tensor& actual_any, const Tensor& expected_any) {
-  OwnedTensor a = to_host(actual_any), e = to_host(expected_any);
-  if (a.sizes() != e.sizes() || a.dtype() != e.dtype())
-    return ::testing::AssertionFailure()
-           << "shape/dtype differ: " << a.view().describe() << " vs " << e.view().describe();
-  const size_t esz = dtype_size(a.dtype());
-  int64_t bad = 0;
-  std::string first;
-  for (int64_t i = 0; i < a.numel(); ++i)
-    if (std::memcmp(static_cast<const char*>(a.data()) + i * esz,
-                    static_cast<const char*>(e.data()) + i * esz, esz) != 0 &&
-        ++bad <= 5)
-      first += detail::concat(" [", i, "] expected ", host_get(e.view(), i), " got ",
-                              host_get(a.view(), i), ";");
-  if (bad == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << bad << " of " << a.numel() << " elements differ:" << first;
-}
 
 OwnedTensor i64_tensor(const std::vector<int64_t>& v, Storage storage = Storage::host) {
   OwnedTensor h({int64_t(v.size())}, DType::i64, Storage::host);
   std::copy(v.begin(), v.end(), h.ptr<int64_t>());
   return storage == Storage::host ? std::move(h) : h.to(storage);
-}
-
-OwnedTensor copy_of(const Tensor& t, Storage storage) {
-  OwnedTensor o(t.sizes(), t.dtype(), storage);
-  copy_tensor(o.view(), t);
-  return o;
 }
 
 OwnedTensor f32_tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
@@ -553,21 +529,16 @@ TEST(RotaryAndCache, GpuCapturesIntoAGraphAndReplays) {
   // The process-wide index records are made (with a sync) on first use: before the capture.
   (void)take_index_errors("positions", s);
   (void)take_index_errors("slot_mapping", s);
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  DAY18_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  rotary_and_cache(g.query_out, g.q(), g.k(), g.v(), g.key_cache, g.value_cache, g.slot_mapping,
-                   g.positions, g.cos_sin_cache, 64, true, false, false, s);
-  DAY18_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  DAY18_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  poison(g.query_out, s);
-  DAY18_CUDA_CHECK(cudaGraphLaunch(exec, s));
-  s.synchronize();
+  testing::capture_and_replay(
+      s,
+      [&] {
+        rotary_and_cache(g.query_out, g.q(), g.k(), g.v(), g.key_cache, g.value_cache,
+                         g.slot_mapping, g.positions, g.cos_sin_cache, 64, true, false, false, s);
+      },
+      [&] { poison(g.query_out, s); });
   EXPECT_CLOSE(g.query_out, expected.query_out, default_tolerance(DType::f16));
   EXPECT_CLOSE(g.key_cache, expected.key_cache, default_tolerance(DType::f16));
   EXPECT_TRUE(bitwise_equal(g.value_cache, expected.value_cache));
-  DAY18_CUDA_CHECK(cudaGraphExecDestroy(exec));
-  DAY18_CUDA_CHECK(cudaGraphDestroy(graph));
 }
 
 }  // namespace
