@@ -8,6 +8,8 @@
 // fp32 math; expf (not __expf): the op is memory-bound, full precision costs nothing.
 #include "engine/kernels/activation.h"
 
+#include "engine/kernels/vec16.cuh"
+
 #include <cstdint>
 
 namespace day18::cuda {
@@ -38,10 +40,6 @@ __global__ void silu_and_mul_kernel(T* __restrict__ out,          // [num_tokens
 #pragma unroll
   for (int k = 0; k < V; ++k) o.v[k] = from_float<T>(silu(to_float(g.v[k])) * to_float(u.v[k]));
   reinterpret_cast<P*>(out + t * d)[j] = o;
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <climits>
 
 #include "engine/core/error.h"
+#include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -126,10 +127,6 @@ void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tens
       value.stride(0) * esz / int64_t(sizeof(V)), num_tokens, num_kv_heads, row, block_size,
       num_slots);
   DAY18_CHECK_LAUNCH();
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 // ---------------------------------------------------------------- copy_blocks

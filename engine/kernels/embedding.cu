@@ -7,6 +7,8 @@
 // Out-of-range ids never index the table: the row is zero-filled and the index is flagged.
 #include "engine/kernels/embedding.h"
 
+#include "engine/kernels/vec16.cuh"
+
 namespace day18::cuda {
 namespace {
 
@@ -35,10 +37,6 @@ __global__ void embedding_kernel(T* __restrict__ out,              // [num_token
     if (bad_index != nullptr && j == 0) atomicMin(bad_index, static_cast<int32_t>(t));
   }
   reinterpret_cast<P*>(out + t * hidden)[j] = v;
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "engine/kernels/pdl.cuh"
+#include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -150,10 +151,6 @@ __global__ void __launch_bounds__(1024)
       o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(wv.v[j]));
     y[i] = o;
   }
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 int round_up_to_warp(int64_t n) {

@@ -323,10 +323,6 @@ __global__ void __launch_bounds__(kGemvThreads)
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // Grid: ceil(N / 8) CTAs of 8 warps; warp w of CTA b computes output column n = 8 b + w for
 // every token m < M. MAXM = M rounded up to 1, 2, 4 or 8 (the accumulators are registers).
 // Launched with PDL (see pdl.cuh).

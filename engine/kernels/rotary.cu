@@ -12,6 +12,7 @@
 
 #include "engine/core/error.h"
 #include "engine/kernels/pdl.cuh"
+#include "engine/kernels/vec16.cuh"
 
 namespace day18::cuda {
 namespace {
@@ -150,10 +151,6 @@ void launch(const RotaryArgs& a, int64_t num_tokens, bool vec, cudaStream_t stre
   else
     rotary_scalar_kernel<T, NEOX><<<unsigned(num_tokens), threads, 0, stream>>>(a);
   DAY18_CHECK_LAUNCH();
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 // ---------------------------------------------------------------- rotary_and_cache

@@ -18,6 +18,11 @@ namespace day18::cuda {
 template <typename T>
 inline constexpr int kVec16 = 16 / sizeof(T);  // elements per 16-byte vector
 
+// Host side: may a kernel use 16-byte vector accesses at p?
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 __device__ __forceinline__ uint4 load16(const void* p) {
   return __ldg(reinterpret_cast<const uint4*>(p));
 }

@@ -148,6 +148,13 @@ IndexErrors run_checked(const std::function<void(const Tensor& errors)>& launch,
   return host[0] ? IndexErrors{host[0], host[1]} : IndexErrors{};
 }
 
+std::string bad_slot_message(int64_t row, int64_t value, const Tensor& key_cache,
+                             const std::string& tail) {
+  return concat("slot_mapping[", row, "] = ", value, " is out of range: the cache has ",
+                key_cache.size(0) * key_cache.size(2), " slots (", key_cache.size(0),
+                " blocks x block_size ", key_cache.size(2), "); -1 means skip", tail);
+}
+
 int64_t read_device_i64(const Tensor& t, int64_t index, cudaStream_t stream) {
   int64_t v = 0;
   DAY18_CUDA_CHECK(cudaMemcpyAsync(&v, static_cast<const int64_t*>(t.data()) + index, sizeof(v),
@@ -196,9 +203,8 @@ void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key
     const int64_t* s = slot_mapping.ptr<int64_t>();
     const int64_t num_slots = key_cache.size(0) * key_cache.size(2);
     for (int64_t t = 0; t < key.size(0); ++t)
-      DAY18_REQUIRE(s[t] == -1 || (s[t] >= 0 && s[t] < num_slots), "slot_mapping[", t, "] = ", s[t],
-                    " is out of range: the cache has ", num_slots, " slots (", key_cache.size(0),
-                    " blocks x block_size ", key_cache.size(2), "); -1 means skip");
+      DAY18_REQUIRE(s[t] == -1 || (s[t] >= 0 && s[t] < num_slots),
+                    detail::bad_slot_message(t, s[t], key_cache));
     cpu::reshape_and_cache(key, value, key_cache, value_cache, slot_mapping);
     return;
   }
@@ -213,11 +219,11 @@ void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key
       },
       stream);
   if (e.count)
-    DAY18_REQUIRE(false, "slot_mapping[", e.first_row,
-                  "] = ", detail::read_device_i64(slot_mapping, e.first_row, stream),
-                  " is out of range: the cache has ", key_cache.size(0) * key_cache.size(2),
-                  " slots (", key_cache.size(0), " blocks x block_size ", key_cache.size(2),
-                  "); -1 means skip (", e.count, " bad slot(s); those tokens were not written)");
+    DAY18_REQUIRE(
+        false,
+        detail::bad_slot_message(
+            e.first_row, detail::read_device_i64(slot_mapping, e.first_row, stream), key_cache,
+            detail::concat(" (", e.count, " bad slot(s); those tokens were not written)")));
 }
 
 void copy_blocks(const std::vector<Tensor>& key_caches, const std::vector<Tensor>& value_caches,

@@ -86,6 +86,11 @@ IndexErrors run_checked(const std::function<void(const Tensor& errors)>& launch,
                         cudaStream_t stream);
 // Element `row` of a 1-D/2-D int64 device tensor (for error messages). Synchronous.
 int64_t read_device_i64(const Tensor& t, int64_t index, cudaStream_t stream);
+// "slot_mapping[row] = value is out of range: the cache has N slots (...); -1 means skip" plus
+// `tail` (e.g. how many were bad and what happened to them): one wording for every op that
+// writes the paged cache through slot_mapping.
+std::string bad_slot_message(int64_t row, int64_t value, const Tensor& key_cache,
+                             const std::string& tail = "");
 }  // namespace detail
 
 }  // namespace day18

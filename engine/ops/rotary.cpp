@@ -207,12 +207,12 @@ void rotary_and_cache(const Tensor& query_out, const Tensor& query, const Tensor
         false, bad_position_message(bad_positions, positions, cos_sin_cache,
                                     "those tokens' query and key were copied unrotated", stream));
   if (bad_slots.count)
-    DAY18_REQUIRE(false, "slot_mapping[", bad_slots.first_row,
-                  "] = ", detail::read_device_i64(slot_mapping, bad_slots.first_row, stream),
-                  " is out of range: the cache has ", key_cache.size(0) * key_cache.size(2),
-                  " slots (", key_cache.size(0), " blocks x block_size ", key_cache.size(2),
-                  "); -1 means skip (", bad_slots.count,
-                  " bad slot(s); those tokens were not cached)");
+    DAY18_REQUIRE(
+        false,
+        detail::bad_slot_message(
+            bad_slots.first_row, detail::read_device_i64(slot_mapping, bad_slots.first_row, stream),
+            key_cache,
+            detail::concat(" (", bad_slots.count, " bad slot(s); those tokens were not cached)")));
 }
 
 OwnedTensor make_cos_sin_cache(int64_t max_position, int64_t rot_dim, double rope_theta,

@@ -6,9 +6,6 @@
 #include <filesystem>
 
 #include "engine/core/nvtx.h"
-#include "engine/kernels/paged_attention.h"
-#include "engine/ops/activation.h"
-#include "engine/ops/cache.h"
 #include "engine/ops/embedding.h"
 #include "engine/ops/layernorm.h"
 #include "engine/ops/linear.h"

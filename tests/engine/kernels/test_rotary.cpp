@@ -15,6 +15,7 @@
 namespace day18 {
 namespace {
 
+using testing::copy_of;
 using testing::to_host;
 
 constexpr auto& kDtypes = testing::kAllFloatDtypes;
@@ -29,12 +30,6 @@ OwnedTensor positions_tensor(const std::vector<int64_t>& v, Storage storage = St
   OwnedTensor t({int64_t(v.size())}, DType::i64, Storage::host);
   std::copy(v.begin(), v.end(), t.ptr<int64_t>());
   return storage == Storage::host ? std::move(t) : t.to(storage);
-}
-
-OwnedTensor copy_of(const Tensor& t, Storage storage) {
-  OwnedTensor o(t.sizes(), t.dtype(), storage);
-  copy_tensor(o.view(), t);
-  return o;
 }
 
 template <typename F>
