@@ -4,7 +4,8 @@
 // (head_size 128 unless the name says head:64.)
 //   BM_paged_attention/target_b64_ctx4096        B=64, ctx 4096 (target: >= 90% of P)
 //   BM_paged_attention/target_b1_ctx4096         B=1,  ctx 4096 (target: <= 20 us)
-//   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2)
+//   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2,
+//                                                          3 readable)
 //   BM_paged_attention/batch:B/ctx:C/version:2/partition:P v2 partition sizes
 //   BM_paged_attention/head:64/batch:B/ctx:C/max_ctx:M/version:V  llama-1b decode shapes
 //
@@ -20,6 +21,7 @@
 #include "engine/benchmarks/bench_support.h"
 #include "engine/core/rng.h"
 #include "engine/kernels/paged_attention.h"
+#include "engine/kernels/paged_attention_readable.h"
 #include "engine/ops/attention.h"
 
 namespace day18 {
@@ -103,6 +105,9 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
     if (plan.version == PagedAttentionVersion::v1)
       cuda::paged_attention_v1(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx,
                                plan.num_threads, s);
+    else if (plan.version == PagedAttentionVersion::readable)
+      cuda::paged_attention_readable(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx,
+                                     s);
     else
       cuda::paged_attention_v2(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache,
                                value_cache, bt, si, cl, scale, max_ctx, plan.partition_size, s);
@@ -128,13 +133,13 @@ const bool registered = [] {
   // context bucket (max 256 / 1024).
   for (int64_t b : {1, 64})
     for (auto [ctx, max_ctx] : {std::pair{48, 48}, {48, 256}, {200, 256}, {1000, 1024}})
-      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}})
+      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}, {V::readable, 3}})
         reg(detail::concat("head:64/batch:", b, "/ctx:", ctx, "/max_ctx:", max_ctx,
                            "/version:", name),
             b, ctx, v, 128, 0, 64, max_ctx);
   for (int64_t b : {1, 16, 64, 256})
     for (int ctx : {512, 2048, 8192})
-      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}})
+      for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}, {V::readable, 3}})
         reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:", name, "/threads:128"), b, ctx, v,
             128);
   for (auto [b, ctx] : {std::pair<int64_t, int>{64, 4096}, {256, 2048}, {16, 4096}})

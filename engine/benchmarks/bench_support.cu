@@ -1,9 +1,14 @@
 #include "engine/benchmarks/bench_support.h"
 
+#include <vector>
+
 #include "engine/profiling/bandwidth.h"
+#include "engine/profiling/timing.h"
 
 namespace day18::bench {
-double peak_bandwidth() { return peak_d2d_bandwidth(); }
+double peak_bandwidth() {
+  return peak_d2d_bandwidth();
+}
 
 double pinned_h2d_bandwidth() {
   static const double bw =
@@ -27,24 +32,16 @@ void run_timed(benchmark::State& state, double bytes, double flops,
                const std::function<void(cudaStream_t)>& launch, double ref_bandwidth,
                const char* ref_name) {
   Stream stream;
-  Event start, stop;
   launch(stream);  // warm-up: module load, first-touch
   stream.synchronize();
-  double total = 0;
-  int64_t n = 0;
+  GpuTimer timer(stream, /*flush_l2=*/true);
+  std::vector<double> ms;
   for (auto _ : state) {
-    flush_l2(stream);
-    start.record(stream);
-    launch(stream);
-    stop.record(stream);
-    stop.synchronize();
-    const double sec = Event::elapsed_ms(start, stop) * 1e-3;
-    state.SetIterationTime(sec);
-    total += sec;
-    ++n;
+    ms.push_back(timer.time_once(launch));
+    state.SetIterationTime(ms.back() * 1e-3);
   }
-  if (n == 0) return;
-  const double per_iter = total / n;
+  if (ms.empty()) return;
+  const double per_iter = summarize(std::move(ms)).mean * 1e-3;
   const double ref = ref_bandwidth > 0 ? ref_bandwidth : peak_bandwidth();
   state.counters["bytes"] = bytes;
   state.counters["GB/s"] = bytes / per_iter / 1e9;

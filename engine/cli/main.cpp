@@ -4,22 +4,34 @@
 //   day18 kernel <op> --in a.safetensors --out b.safetensors --device cpu|cuda
 //   day18 kernel --list [--markdown]
 //   day18 run --preset llama-1b --device cuda --requests 64 --cuda-graphs on   (the engine)
+//   day18 --paged-attention readable tour   (any command, with the lab 02 attention kernel)
 //   day18 generate --model <hf folder> | --preset tiny --prompt-ids 1,2,3 --max-tokens 16
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "engine/cli/commands.h"
 #include "engine/core/error.h"
+#include "engine/ops/attention.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"day18: how one LLM inference step executes on a GPU (vLLM course, Day 18)"};
   app.require_subcommand(1);
+  // Process-wide: which PagedAttention kernel `auto` means (lab 02 runs the pipeline on the
+  // readable kernel: scripts/lab run 02 -- tour passes --paged-attention readable).
+  std::string paged_attention = "auto";
+  app.add_option("--paged-attention", paged_attention,
+                 "PagedAttention kernel for every call that asks for the automatic choice: auto "
+                 "(the engine's rule: v1 or v2), v1, v2, or readable (the lab 02 kernel)")
+      ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}))
+      ->capture_default_str();
   day18::cli::Runner tour = day18::cli::add_tour_command(app);
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
   day18::cli::Runner generate = day18::cli::add_generate_command(app);
   day18::cli::Runner run = day18::cli::add_run_command(app);
   CLI11_PARSE(app, argc, argv);
   try {
+    day18::set_default_paged_attention_version(day18::parse_paged_attention_version(paged_attention));
     if (app.got_subcommand("tour")) return tour();
     if (app.got_subcommand("kernel")) return kernel();
     if (app.got_subcommand("generate")) return generate();

@@ -16,6 +16,7 @@
 #include "engine/core/build_info.h"
 #include "engine/ops/registry.h"
 #include "engine/profiling/bandwidth.h"
+#include "engine/profiling/timing.h"
 #include "engine/runtime/engine.h"
 
 namespace day18::cli {
@@ -36,9 +37,9 @@ std::string case_summary(const OpDef& op, const TensorStore& io) {
   return op.inputs.front().name + shape_string(t.sizes());
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
+// The median (stats.h) of `v`, 0 when there is nothing to show.
+double median_or_zero(std::vector<double> v) {
+  return v.empty() ? 0 : summarize(std::move(v)).median;
 }
 
 int run_kernel_tour(const TourOptions& o) {
@@ -68,9 +69,11 @@ int run_kernel_tour(const TourOptions& o) {
     std::printf("  P = %.0f GB/s (bytes read + bytes written). Every %% below is of this P.\n\n",
                 P / 1e9);
   } else {
-    std::printf("No GPU here (%s).\n", o.device == "cpu" ? "--device cpu" : cuda_unavailable_reason().c_str());
-    std::printf("Running the CPU backend: the same ops, computed by the plain C++ oracles that the\n"
-                "GPU kernels are tested against. Timings are CPU timings.\n\n");
+    std::printf("No GPU here (%s).\n",
+                o.device == "cpu" ? "--device cpu" : cuda_unavailable_reason().c_str());
+    std::printf(
+        "Running the CPU backend: the same ops, computed by the plain C++ oracles that the\n"
+        "GPU kernels are tested against. Timings are CPU timings.\n\n");
   }
 
   std::printf("%-20s %-5s %-28s %-8s %10s %10s %8s %10s\n", "op", "dtype", "case", "check",
@@ -86,10 +89,9 @@ int run_kernel_tour(const TourOptions& o) {
       op.make_case(rng, dt, host, attrs);
       const TensorStore inputs = host.to(Device::cpu);  // pristine copy (ops update in place)
 
-      auto t0 = std::chrono::steady_clock::now();
-      run_op(op, host, attrs);
+      // One run, no warm-up: its result is the oracle the GPU result is checked against.
       const double cpu_ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+          time_cpu([&] { run_op(op, host, attrs); }, /*warmup=*/0, /*repeats=*/1).median;
 
       std::string check = "cpu only";
       double gpu_us = 0, gbps = 0;
@@ -104,44 +106,47 @@ int run_kernel_tour(const TourOptions& o) {
           std::printf("%s\n", r.report.c_str());
         }
         // Time repeated runs on the store of the checked run (outputs already allocated, so
-        // nothing is allocated inside the timed region); L2 flushed before each launch. Ops
+        // nothing is allocated inside the timed region); 2 warm-ups, then o.reps runs with the
+        // L2 flushed before each (time_gpu), median reported. Ops
         // that update in place see their own previous output as input, which costs the same.
         if (!op.tour_timed) {
-          std::printf("%-20s %-5s %-28s %-8s %10s  (timed by day18_bench: BM_%s)\n", op.name.c_str(),
-                      dt == DType::f32 ? "fp32" : dt == DType::f16 ? "fp16" : "bf16",
+          std::printf("%-20s %-5s %-28s %-8s %10s  (timed by day18_bench: BM_%s)\n",
+                      op.name.c_str(),
+                      dt == DType::f32   ? "fp32"
+                      : dt == DType::f16 ? "fp16"
+                                         : "bf16",
                       case_summary(op, inputs).c_str(), check.c_str(), "-", op.name.c_str());
           continue;
         }
-        std::vector<double> ms;
-        Event a, b;
-        for (int i = 0; i < o.reps + 2; ++i) {
-          OpContext ctx{dev, attrs, s};
-          flush_l2(s);
-          a.record(s);
+        TimingOptions t;
+        t.warmup = 2;
+        t.repeats = o.reps;
+        t.stream = s;
+        auto run = [&](cudaStream_t st) {
+          OpContext ctx{dev, attrs, st};
           op.run(ctx);
-          b.record(s);
-          b.synchronize();
-          if (i >= 2) ms.push_back(Event::elapsed_ms(a, b));
-        }
-        gpu_us = median(ms) * 1e3;
+        };
+        gpu_us = time_gpu(run, t).median * 1e3;
         if (op.bytes_moved) gbps = op.bytes_moved(inputs, attrs) / (gpu_us * 1e-6) / 1e9;
       }
       std::printf("%-20s %-5s %-28s %-8s", op.name.c_str(),
-                  dt == DType::f32 ? "fp32" : dt == DType::f16 ? "fp16" : "bf16",
+                  dt == DType::f32   ? "fp32"
+                  : dt == DType::f16 ? "fp16"
+                                     : "bf16",
                   case_summary(op, inputs).c_str(), check.c_str());
       if (gpu)
-        std::printf(" %10.1f %10.0f %7.1f%%", gpu_us, gbps, gbps > 0 ? 100.0 * gbps * 1e9 / P : 0.0);
+        std::printf(" %10.1f %10.0f %7.1f%%", gpu_us, gbps,
+                    gbps > 0 ? 100.0 * gbps * 1e9 / P : 0.0);
       else
         std::printf(" %10s %10s %8s", "", "", "");
       std::printf(" %10.1f\n", cpu_ms);
     }
   }
   std::printf("\n%s\n", failures ? "Some GPU results did not match the CPU oracle (see above)."
-                                 : gpu ? "Every GPU result matched its CPU oracle."
-                                       : "Every op ran on the CPU backend.");
+                        : gpu    ? "Every GPU result matched its CPU oracle."
+                                 : "Every op ran on the CPU backend.");
   return failures ? 1 : 0;
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // The pipeline tour.
@@ -188,7 +193,7 @@ double median_decode(const std::vector<StepRecord>& r, size_t from, size_t to, i
     if (r[i].num_prefills == 0 && (num_seqs == 0 || r[i].num_seqs == num_seqs) &&
         (!graph_only || r[i].gpu.graph))
       v.push_back(field(r[i]));
-  return median(v);
+  return median_or_zero(std::move(v));
 }
 
 int run_pipeline_tour(const TourOptions& o) {
@@ -213,11 +218,12 @@ int run_pipeline_tour(const TourOptions& o) {
     std::printf("Bandwidth probe (1 GiB device-to-device copy, CUDA events): P = %.0f GB/s.\n",
                 P / 1e9);
   } else {
-    std::printf("No GPU here (%s): the CPU backend runs the same engine code synchronously.\n"
-                "GPU-only parts are skipped and said so: the four streams and their events,\n"
-                "the H2D/D2H copies, the overlap of step N+1's preparation with step N, and\n"
-                "CUDA graphs. Timings below are CPU timings.\n",
-                o.device == "cpu" ? "--device cpu" : cuda_unavailable_reason().c_str());
+    std::printf(
+        "No GPU here (%s): the CPU backend runs the same engine code synchronously.\n"
+        "GPU-only parts are skipped and said so: the four streams and their events,\n"
+        "the H2D/D2H copies, the overlap of step N+1's preparation with step N, and\n"
+        "CUDA graphs. Timings below are CPU timings.\n",
+        o.device == "cpu" ? "--device cpu" : cuda_unavailable_reason().c_str());
   }
 
   EngineConfig c;
@@ -251,11 +257,12 @@ int run_pipeline_tour(const TourOptions& o) {
               mc.describe().c_str(), std::string(dtype_name(c.dtype)).c_str(),
               static_cast<unsigned long long>(o.seed), load_s);
   std::printf("  weights   %.3f GB\n", e.weight_bytes() / 1e9);
-  std::printf("  KV cache  %lld blocks x %lld tokens = %lld tokens, %.3f GB (%.0f KB per block, all "
-              "layers, K+V)\n",
-              static_cast<long long>(e.num_gpu_blocks()), static_cast<long long>(c.block_size),
-              static_cast<long long>(e.num_gpu_blocks() * c.block_size), e.kv_cache_bytes() / 1e9,
-              mc.kv_cache_bytes_per_block(c.dtype, c.block_size) / 1e3);
+  std::printf(
+      "  KV cache  %lld blocks x %lld tokens = %lld tokens, %.3f GB (%.0f KB per block, all "
+      "layers, K+V)\n",
+      static_cast<long long>(e.num_gpu_blocks()), static_cast<long long>(c.block_size),
+      static_cast<long long>(e.num_gpu_blocks() * c.block_size), e.kv_cache_bytes() / 1e9,
+      mc.kv_cache_bytes_per_block(c.dtype, c.block_size) / 1e3);
   std::printf("  swap pool %lld blocks, %.3f GB %s\n", static_cast<long long>(c.num_cpu_blocks),
               e.executor().swap_cache_bytes() / 1e9, gpu ? "pinned" : "host");
 
@@ -265,28 +272,28 @@ int run_pipeline_tour(const TourOptions& o) {
   const EngineMetrics m = e.metrics();
   const std::vector<StepRecord> recs = e.records();
   const size_t n_main = recs.size();
-  std::printf("\nWorkload: %lld requests, prompts of %lld tokens, %lld generated tokens each "
-              "(greedy); %lld steps in %.2f s.\n",
-              static_cast<long long>(main_w.requests), static_cast<long long>(main_w.prompt_len),
-              static_cast<long long>(main_w.output_len), static_cast<long long>(m.steps),
-              m.wall_s);
+  std::printf(
+      "\nWorkload: %lld requests, prompts of %lld tokens, %lld generated tokens each "
+      "(greedy); %lld steps in %.2f s.\n",
+      static_cast<long long>(main_w.requests), static_cast<long long>(main_w.prompt_len),
+      static_cast<long long>(main_w.output_len), static_cast<long long>(m.steps), m.wall_s);
   // The first step (a prefill) and a typical full-batch decode step (the median one).
   const StepRecord& pre = recs.front();
   std::vector<size_t> dec_idx;
   for (size_t i = 0; i < n_main; ++i)
     if (recs[i].num_prefills == 0 && recs[i].num_seqs == main_w.requests) dec_idx.push_back(i);
-  std::sort(dec_idx.begin(), dec_idx.end(), [&](size_t a, size_t b) {
-    return recs[a].gpu.compute_ms < recs[b].gpu.compute_ms;
-  });
+  std::sort(dec_idx.begin(), dec_idx.end(),
+            [&](size_t a, size_t b) { return recs[a].gpu.compute_ms < recs[b].gpu.compute_ms; });
   DAY18_REQUIRE(!dec_idx.empty(), "tour: no full-batch decode step (workload too small)");
   const StepRecord& dec = recs[dec_idx[dec_idx.size() / 2]];
   auto layout_of = [&](const StepRecord& r) {
     return InputLayout::make(r.padded_to > 0 ? r.padded_to : r.num_tokens,
                              std::max<int64_t>(r.padded_to > 0 ? r.padded_to : r.num_seqs, 1), W);
   };
-  std::printf("Below: step %lld (the first, a prefill) and step %lld (the median full-batch "
-              "decode step).\n",
-              static_cast<long long>(pre.step), static_cast<long long>(dec.step));
+  std::printf(
+      "Below: step %lld (the first, a prefill) and step %lld (the median full-batch "
+      "decode step).\n",
+      static_cast<long long>(pre.step), static_cast<long long>(dec.step));
 
   // [2] schedule ----------------------------------------------------------------------------
   section(2, "Schedule (CPU)");
@@ -295,18 +302,20 @@ int run_pipeline_tour(const TourOptions& o) {
       "budget (max_num_batched_tokens) and max_num_seqs, and allocates their KV blocks. Prompts\n"
       "are prefilled (many tokens per sequence, chunked if the budget runs out), then every\n"
       "running sequence decodes one token per step. docs/scheduler.md has the policy.\n");
-  std::printf("  step %-4lld %lld prefills, %lld decodes, %lld tokens of a budget of %lld; "
-              "scheduled in %.3f ms\n",
-              static_cast<long long>(pre.step), static_cast<long long>(pre.num_prefills),
-              static_cast<long long>(pre.num_seqs - pre.num_prefills),
-              static_cast<long long>(pre.num_tokens), static_cast<long long>(c.max_num_batched_tokens),
-              pre.scheduler_ms);
-  std::printf("  step %-4lld %lld prefills, %lld decodes, %lld tokens of a budget of %lld; "
-              "scheduled in %.3f ms\n",
-              static_cast<long long>(dec.step), static_cast<long long>(dec.num_prefills),
-              static_cast<long long>(dec.num_seqs - dec.num_prefills),
-              static_cast<long long>(dec.num_tokens), static_cast<long long>(c.max_num_batched_tokens),
-              dec.scheduler_ms);
+  std::printf(
+      "  step %-4lld %lld prefills, %lld decodes, %lld tokens of a budget of %lld; "
+      "scheduled in %.3f ms\n",
+      static_cast<long long>(pre.step), static_cast<long long>(pre.num_prefills),
+      static_cast<long long>(pre.num_seqs - pre.num_prefills),
+      static_cast<long long>(pre.num_tokens), static_cast<long long>(c.max_num_batched_tokens),
+      pre.scheduler_ms);
+  std::printf(
+      "  step %-4lld %lld prefills, %lld decodes, %lld tokens of a budget of %lld; "
+      "scheduled in %.3f ms\n",
+      static_cast<long long>(dec.step), static_cast<long long>(dec.num_prefills),
+      static_cast<long long>(dec.num_seqs - dec.num_prefills),
+      static_cast<long long>(dec.num_tokens), static_cast<long long>(c.max_num_batched_tokens),
+      dec.scheduler_ms);
 
   // [3] prepare inputs ------------------------------------------------------------------------
   section(3, "Prepare inputs in pinned staging (CPU)");
@@ -318,10 +327,11 @@ int run_pipeline_tour(const TourOptions& o) {
       "memory, so one copy moves it all. There are two such buffers (double buffering, parity =\n"
       "step %% 2): the CPU fills step N+1's while the copy engine may still read step N's.\n",
       gpu ? "pinned (page-locked)" : "host");
-  std::printf("  step %-4lld packed buffer %zu bytes (%lld tokens, %lld rows x %lld block-table "
-              "entries), filled in %.3f ms\n",
-              static_cast<long long>(pre.step), lp.bytes, static_cast<long long>(lp.num_tokens),
-              static_cast<long long>(lp.num_rows), static_cast<long long>(W), pre.prepare_ms);
+  std::printf(
+      "  step %-4lld packed buffer %zu bytes (%lld tokens, %lld rows x %lld block-table "
+      "entries), filled in %.3f ms\n",
+      static_cast<long long>(pre.step), lp.bytes, static_cast<long long>(lp.num_tokens),
+      static_cast<long long>(lp.num_rows), static_cast<long long>(W), pre.prepare_ms);
   std::printf("  step %-4lld packed buffer %zu bytes, filled in %.3f ms\n",
               static_cast<long long>(dec.step), ld.bytes, dec.prepare_ms);
   std::printf("  staging: 2 x %zu bytes (sized for the worst step)\n", cap);
@@ -332,7 +342,8 @@ int run_pipeline_tour(const TourOptions& o) {
     std::printf(
         "One cudaMemcpyAsync on the h2d stream copies the packed buffer to the device buffer of\n"
         "the same parity, then records an event; the compute stream waits on that event on the\n"
-        "GPU (no CPU wait). Small copies are latency-bound: a few microseconds whatever the size.\n");
+        "GPU (no CPU wait). Small copies are latency-bound: a few microseconds whatever the "
+        "size.\n");
     for (const StepRecord* r : {&pre, &dec}) {
       const size_t b = layout_of(*r).bytes;
       std::printf("  step %-4lld %zu bytes in %.1f us (%.2f GB/s)\n",
@@ -362,10 +373,11 @@ int run_pipeline_tour(const TourOptions& o) {
               dec.gpu.model_ms);
   if (gpu) {
     const double floor_ms = e.weight_bytes() / P * 1e3;
-    std::printf("  weight-read floor: %.3f GB / P %.0f GB/s = %.3f ms; this decode step is %.2fx "
-                "the floor (%.0f%% of P on the weights alone)\n",
-                e.weight_bytes() / 1e9, P / 1e9, floor_ms, dec.gpu.model_ms / floor_ms,
-                100 * floor_ms / dec.gpu.model_ms);
+    std::printf(
+        "  weight-read floor: %.3f GB / P %.0f GB/s = %.3f ms; this decode step is %.2fx "
+        "the floor (%.0f%% of P on the weights alone)\n",
+        e.weight_bytes() / 1e9, P / 1e9, floor_ms, dec.gpu.model_ms / floor_ms,
+        100 * floor_ms / dec.gpu.model_ms);
   }
 
   // [6] sampling ------------------------------------------------------------------------------
@@ -417,14 +429,16 @@ int run_pipeline_tour(const TourOptions& o) {
         "samples. So the GPU goes from one step's kernels to the next with almost no idle time.\n");
     std::printf("  H2D of step N+1 began before compute of step N ended: %lld of %lld steps\n",
                 static_cast<long long>(overlapped), static_cast<long long>(pairs));
-    std::printf("  idle gap between steps' compute: median %.1f us\n", median(gaps) * 1e3);
-    std::printf("  GPU busy between decode steps: %.1f%% (steady state, %lld step pairs); over the "
-                "whole run, prefill included: %.1f%%\n",
-                100 * m.gpu_busy_fraction, static_cast<long long>(m.decode_steady_pairs),
-                100 * m.gpu_busy_fraction_all);
+    std::printf("  idle gap between steps' compute: median %.1f us\n", median_or_zero(gaps) * 1e3);
+    std::printf(
+        "  GPU busy between decode steps: %.1f%% (steady state, %lld step pairs); over the "
+        "whole run, prefill included: %.1f%%\n",
+        100 * m.gpu_busy_fraction, static_cast<long long>(m.decode_steady_pairs),
+        100 * m.gpu_busy_fraction_all);
   } else {
-    std::printf("  skipped on the CPU backend: one thread does everything in order, so nothing\n"
-                "  overlaps (on a GPU, step N+1 is prepared while step N computes).\n");
+    std::printf(
+        "  skipped on the CPU backend: one thread does everything in order, so nothing\n"
+        "  overlaps (on a GPU, step N+1 is prepared while step N computes).\n");
   }
 
   // [10] preemption ---------------------------------------------------------------------------
@@ -464,16 +478,16 @@ int run_pipeline_tour(const TourOptions& o) {
     pre_out = outputs_of(sm, ids);
     const SchedulerStats& st = sm.scheduler().stats();
     const double blk = static_cast<double>(mc.kv_cache_bytes_per_block(c.dtype, c.block_size));
-    std::printf("  with preemption (%lld blocks): %lld preemptions (%lld swap-outs, %lld "
-                "recomputes), %lld steps\n",
-                static_cast<long long>(small.num_gpu_blocks),
-                static_cast<long long>(st.num_preemptions), static_cast<long long>(st.num_swap_outs),
-                static_cast<long long>(st.num_recomputes), static_cast<long long>(sm.metrics().steps));
-    std::printf("  swapped out %lld blocks (%.2f MB), swapped in %lld blocks (%.2f MB)\n",
-                static_cast<long long>(st.num_blocks_swapped_out),
-                st.num_blocks_swapped_out * blk / 1e6,
-                static_cast<long long>(st.num_blocks_swapped_in),
-                st.num_blocks_swapped_in * blk / 1e6);
+    std::printf(
+        "  with preemption (%lld blocks): %lld preemptions (%lld swap-outs, %lld "
+        "recomputes), %lld steps\n",
+        static_cast<long long>(small.num_gpu_blocks), static_cast<long long>(st.num_preemptions),
+        static_cast<long long>(st.num_swap_outs), static_cast<long long>(st.num_recomputes),
+        static_cast<long long>(sm.metrics().steps));
+    std::printf(
+        "  swapped out %lld blocks (%.2f MB), swapped in %lld blocks (%.2f MB)\n",
+        static_cast<long long>(st.num_blocks_swapped_out), st.num_blocks_swapped_out * blk / 1e6,
+        static_cast<long long>(st.num_blocks_swapped_in), st.num_blocks_swapped_in * blk / 1e6);
   }
   int64_t same = 0;
   for (size_t i = 0; i < ref_out.size(); ++i) same += ref_out[i] == pre_out[i] ? 1 : 0;
@@ -551,10 +565,12 @@ int run_pipeline_tour(const TourOptions& o) {
         "on the CPU backend the model executor takes even more than the seed's\n"
         "85-90%%: its ops are plain C++ loops (the oracles), far slower than GPU kernels, while\n"
         "the CPU bookkeeping (%.1f%%) is the same code as on a GPU. On a GPU the forward pass is\n"
-        "orders of magnitude faster, so the CPU stages' share grows: run this on a GPU to see it.\n",
+        "orders of magnitude faster, so the CPU stages' share grows: run this on a GPU to see "
+        "it.\n",
         pct(cpu_ms));
-  std::printf("\nThe kernels one by one (checked against the CPU oracle, timed vs P): "
-              "day18 tour --kernels\n");
+  std::printf(
+      "\nThe kernels one by one (checked against the CPU oracle, timed vs P): "
+      "day18 tour --kernels\n");
   std::printf("docs/tour.md explains each stage. Tour done in %.1f s.\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count());
   return 0;
@@ -575,7 +591,8 @@ Runner add_tour_command(CLI::App& app) {
   sub->add_option("--ops", o->ops, "Kernel tour: only these ops (default: all)");
   sub->add_option("--seed", o->seed, "Seed of the random inputs");
   sub->add_option("--reps", o->reps, "Kernel tour: timed repetitions per op on the GPU (median)");
-  return [o] { return o->kernels || !o->ops.empty() ? run_kernel_tour(*o) : run_pipeline_tour(*o); };
+  return
+      [o] { return o->kernels || !o->ops.empty() ? run_kernel_tour(*o) : run_pipeline_tour(*o); };
 }
 
 }  // namespace day18::cli

@@ -31,6 +31,17 @@ class InvalidArgument : public Error {
   using Error::Error;
 };
 
+// A lab skeleton's TODO region that the learner has not written yet (labs/NN-name/src: the
+// generated copies of engine files throw this where a task's code goes). Its message is what
+// the lab's tests and `scripts/lab check` show: "lab 02 task 3 (softmax) not implemented yet".
+class LabNotImplemented : public Error {
+ public:
+  LabNotImplemented(std::string_view lab, int task, std::string_view key, std::string_view readme)
+      : Error("lab " + std::string(lab) + " task " + std::to_string(task) + " (" +
+              std::string(key) + ") not implemented yet: see " + std::string(readme) +
+              ", Task " + std::to_string(task)) {}
+};
+
 namespace detail {
 
 template <typename... Args>

@@ -8,6 +8,10 @@ namespace day18::cpu {
 
 void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key_cache,
                        const Tensor& value_cache, const Tensor& slot_mapping) {
+  // Token t's K (and V) row of head h, key[t, h, :], goes to key_cache[block, h, offset, :] with
+  // block = slot / block_size and offset = slot % block_size; slot -1 is a padding token: skip it.
+  // key's token stride may exceed num_kv_heads * head_size (a view into the fused qkv output).
+  // LAB 03 BEGIN cache_cpu: each token's K/V rows into its slot; skip -1 (about 20 lines)
   const int64_t num_tokens = key.size(0), num_kv_heads = key.size(1);
   const size_t esz = dtype_size(key.dtype());
   const size_t row_bytes = size_t(key.size(2)) * esz;
@@ -33,6 +37,7 @@ void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key
                   row_bytes);
     }
   }
+  // LAB 03 END cache_cpu
 }
 
 namespace {

@@ -10,11 +10,14 @@ namespace {
 // already converted to double (the fused op converts the *rounded* sum, as the GPU does).
 template <typename T>
 void normalize_row(T* out, const std::vector<double>& x, const T* w, double eps) {
+  // mean of squares in double, inv_rms = 1 / sqrt(mean + eps), out[j] = x[j] * inv_rms * w[j]
+  // LAB 03 BEGIN norm_cpu: RMSNorm of one row, in double (about 6 lines)
   double sum_sq = 0;
   for (double v : x) sum_sq += v * v;
   const double inv_rms = 1.0 / std::sqrt(sum_sq / static_cast<double>(x.size()) + eps);
   for (size_t j = 0; j < x.size(); ++j)
     out[j] = from_float<T>(static_cast<float>(x[j] * inv_rms * to_float(w[j])));
+  // LAB 03 END norm_cpu
 }
 
 }  // namespace

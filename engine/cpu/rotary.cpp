@@ -23,6 +23,10 @@ void check_positions(const Tensor& positions, int64_t num_tokens, int64_t max_po
 // Double math, rounded once to the dtype. The one place both ops rotate a pair.
 void rotate_head(const Tensor& src, int64_t src_row, const Tensor& dst, int64_t dst_row,
                  const Tensor& cos_sin_cache, int64_t cs_row, int64_t half, bool is_neox) {
+  // Pair i (i < half = rot_dim / 2): (i, i + half) for neox, (2i, 2i + 1) for gptj, element
+  // offsets within the row. c = cos_sin_cache[cs_row + i], s = cos_sin_cache[cs_row + half + i]:
+  //   x1' = x1 c - x2 s,   x2' = x2 c + x1 s    (read with host_get, write with host_set)
+  // LAB 03 BEGIN rotary_cpu: rotate the half = rot_dim/2 pairs of one head (about 10 lines)
   for (int64_t i = 0; i < half; ++i) {
     const int64_t i1 = is_neox ? i : 2 * i, i2 = is_neox ? i + half : 2 * i + 1;
     const double c = host_get(cos_sin_cache, cs_row + i);
@@ -31,6 +35,7 @@ void rotate_head(const Tensor& src, int64_t src_row, const Tensor& dst, int64_t 
     host_set(dst, dst_row + i1, x1 * c - x2 * s);
     host_set(dst, dst_row + i2, x2 * c + x1 * s);
   }
+  // LAB 03 END rotary_cpu
 }
 
 // Copies `count` values (bytes as they are) from element offset `from` of src to `to` of dst.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <climits>
 
+#include "engine/core/device.h"
 #include "engine/core/error.h"
 #include "engine/kernels/vec16.cuh"
 
@@ -44,6 +45,13 @@ __global__ void reshape_and_cache_kernel(
     const int64_t* __restrict__ slot_mapping,  // [num_tokens]
     long long* errors, int64_t key_stride, int64_t value_stride, int64_t num_tokens,
     int num_kv_heads, int row, int block_size, int64_t num_slots) {
+  // What the body must do, whatever its loop order: for every token t < num_tokens (blocks stride
+  // over tokens: gridDim.x may be smaller than num_tokens) and every chunk c < num_kv_heads * row
+  // of its row (threads stride over chunks), copy key[t * key_stride + c] and the same of value to
+  // (block, head c / row, offset, c % row) of the caches, block / offset from slot_mapping[t].
+  // Slot -1: write nothing. Any other slot outside [0, num_slots): write nothing, and call
+  // record_bad_index(errors, t) from one thread of the token (c == 0).
+  // LAB 03 BEGIN cache_kernel [device]: grid-stride over tokens, block-stride over chunks
   constexpr int U = kRacTokensPerPass;
   const int n = num_kv_heads * row;
   const int64_t head_stride = int64_t(block_size) * row;  // cache stride of one kv head
@@ -92,6 +100,7 @@ __global__ void reshape_and_cache_kernel(
       }
     }
   }
+  // LAB 03 END cache_kernel
 }
 
 template <typename V>
@@ -111,9 +120,8 @@ void launch_reshape_and_cache(const Tensor& key, const Tensor& value, const Tens
   // Grid: one wave at most (every CUDA block resident at once, no tail of late blocks), each
   // block carrying kRacTokensPerPass tokens per pass; but small batches spread over the SMs
   // (one token per block) rather than piling on a few.
-  int device = 0, sms = 0, per_sm = 0;
-  DAY18_CUDA_CHECK(cudaGetDevice(&device));
-  DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int sms = sm_count();
+  int per_sm = 0;
   DAY18_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
       &per_sm, reshape_and_cache_kernel<V>, threads, 0));
   const int64_t passes = (num_tokens + kRacTokensPerPass - 1) / kRacTokensPerPass;

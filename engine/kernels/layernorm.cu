@@ -1,17 +1,18 @@
 // RMSNorm and fused residual-add + RMSNorm.
 //
-// Versions, picked by the launcher:
-//   1. rms_norm_regs_kernel<T, VPT>: hidden_size a multiple of the 16-byte vector width
-//      (8 halves / 4 floats) and at most 1024 * VPT vectors. Each thread loads its VPT vectors
-//      of the row into registers once, the block reduces the sum of squares, and the same
-//      registers are scaled and written: every byte of input is read exactly once from HBM.
-//      For hidden 8192 fp16 that is 1024 threads x one 16-byte vector each; launch bounds ask
-//      for 2 resident blocks per SM (2048 threads, the H100 maximum) so that one block streams
-//      its loads while the other reduces.
-//   2. rms_norm_loop_kernel<T, kVec>: any hidden size. Two passes over the row (the second pass
-//      hits L1/L2); kVec = 16-byte vectors when hidden allows it, else one element at a time
-//      (hidden 77, 1000, ...). Slower, always correct.
-// Both exist for rms_norm and fused_add_rms_norm (kFused template flag). The math is fp32.
+// Versions, picked by the launcher as template arguments of rms_norm_kernel<T, V, VPT> and
+// fused_add_rms_norm_kernel<T, V, VPT> (V = elements of T per access):
+//   1. VPT > 0 (registers): hidden_size a multiple of the 16-byte vector width (V = 8 halves /
+//      4 floats) and at most 1024 * VPT vectors. Each thread loads its VPT vectors of the row
+//      into registers once, the block reduces the sum of squares, and the same registers are
+//      scaled and written: every byte of input is read exactly once from HBM. For hidden 8192
+//      fp16 that is 1024 threads x one 16-byte vector each; launch bounds ask for 2 resident
+//      blocks per SM (2048 threads, the H100 maximum) so that one block streams its loads while
+//      the other reduces.
+//   2. VPT == 0 (loop): any hidden size. Two passes over the row (the second pass hits L1/L2);
+//      V = 16-byte vectors when hidden allows it, else 1 (hidden 77, 1000, ...). Slower, always
+//      correct.
+// The math is fp32.
 // out and input are not __restrict__: the fused op writes its result over input.
 #include "engine/kernels/layernorm.h"
 
@@ -53,104 +54,160 @@ __device__ __forceinline__ float block_sum(float v) {
   return warp_sum(lane < num_warps ? partial[lane] : 0.f);
 }
 
-// Version 1: the row lives in registers between the reduction and the write.
-template <typename T, int VPT, bool kFused>
+// rms_norm, one CUDA block per token (row = blockIdx.x), V elements of T per access (a Pack):
+//   VPT > 0 (version 1): each thread keeps its VPT packs of the row in registers from the load
+//            to the write; the launcher gives enough threads that blockDim.x * VPT >= num_vecs;
+//   VPT == 0 (version 2): any blockDim.x; threads stride over the row twice (the second pass
+//            re-reads the row, from L1/L2).
+// out may be input (in place): every thread reads its elements before the barrier in block_sum
+// and writes only those same elements after it.
+template <typename T, int V, int VPT>
 __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
-    rms_norm_regs_kernel(T* out,                        // [num_tokens, hidden] (fused: = input)
-                         const T* input,                // [num_tokens, hidden]
-                         T* residual,                   // [num_tokens, hidden] (fused only)
-                         const T* __restrict__ weight,  // [hidden]
-                         int num_vecs, float inv_hidden, float eps) {
-  constexpr int V = kVecWidth<T>;
-  using P = Pack<T, V>;
+    rms_norm_kernel(T* out,                        // [num_tokens, hidden] (may be input)
+                    const T* input,                // [num_tokens, hidden]
+                    const T* __restrict__ weight,  // [hidden]
+                    int num_vecs,                  // hidden / V
+                    float inv_hidden, float eps) {
   pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
   pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;  // in vectors
+  // sum of squares of the row in fp32 -> block_sum() (every thread must call it: it holds a
+  // barrier) -> inv_rms = rsqrtf(sum * inv_hidden + eps) -> out = x * inv_rms * w, rounded once.
+  // LAB 03 BEGIN norm_kernel [device]: fp32 sum of squares, block_sum, scale (about 20 lines)
+  using P = Pack<T, V>;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;  // in packs
   const P* x = reinterpret_cast<const P*>(input) + row;
   const P* w = reinterpret_cast<const P*>(weight);
-
-  P v[VPT];
-  float sum_sq = 0.f;
+  P* y = reinterpret_cast<P*>(out) + row;
+  if constexpr (VPT > 0) {
+    P v[VPT];
+    float sum_sq = 0.f;
 #pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < num_vecs) {
-      v[k] = x[i];
-      if constexpr (kFused) {
-        // residual = input + residual, rounded to T and stored; the norm uses the stored value.
-        P* r = reinterpret_cast<P*>(residual) + row;
+    for (int k = 0; k < VPT; ++k) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < num_vecs) {
+        v[k] = x[i];
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float f = to_float(v[k].v[j]);
+          sum_sq += f * f;
+        }
+      }
+    }
+    const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < num_vecs) {
+        const P wv = w[i];
+        P o;
+#pragma unroll
+        for (int j = 0; j < V; ++j)
+          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv.v[j]));
+        y[i] = o;
+      }
+    }
+  } else {
+    float sum_sq = 0.f;
+    for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
+      const P v = x[i];
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float f = to_float(v.v[j]);
+        sum_sq += f * f;
+      }
+    }
+    const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
+    for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
+      const P v = x[i];
+      const P wv = w[i];
+      P o;
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(wv.v[j]));
+      y[i] = o;
+    }
+  }
+  // LAB 03 END norm_kernel
+}
+
+// fused_add_rms_norm, the same mapping and versions as rms_norm_kernel. The sum input + residual
+// is rounded to T and stored in residual (the next layer's residual stream), and the norm is taken
+// of that stored value; the normalized row overwrites input. Each thread re-reads (version 2: from
+// residual) only the elements it wrote itself: no other thread's write is awaited, no race.
+template <typename T, int V, int VPT>
+__global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
+    fused_add_rms_norm_kernel(T* input,                      // [num_tokens, hidden] x -> normed
+                              T* residual,                   // [num_tokens, hidden] r -> x + r
+                              const T* __restrict__ weight,  // [hidden]
+                              int num_vecs, float inv_hidden, float eps) {
+  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
+  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
+  // residual = T(x + r) stored, then rms_norm of the stored values written over input.
+  // LAB 03 BEGIN fused_add_norm_kernel [device]: residual += x (stored), norm it into input
+  using P = Pack<T, V>;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;  // in packs
+  P* x = reinterpret_cast<P*>(input) + row;
+  P* r = reinterpret_cast<P*>(residual) + row;
+  const P* w = reinterpret_cast<const P*>(weight);
+  if constexpr (VPT > 0) {
+    P v[VPT];
+    float sum_sq = 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < num_vecs) {
+        v[k] = x[i];
         const P rv = r[i];
 #pragma unroll
         for (int j = 0; j < V; ++j)
           v[k].v[j] = from_float<T>(to_float(v[k].v[j]) + to_float(rv.v[j]));
         r[i] = v[k];
-      }
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float f = to_float(v[k].v[j]);
-        sum_sq += f * f;
+        for (int j = 0; j < V; ++j) {
+          const float f = to_float(v[k].v[j]);
+          sum_sq += f * f;
+        }
       }
     }
-  }
-  const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
-
-  P* y = reinterpret_cast<P*>(out) + row;
+    const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
 #pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    const int i = threadIdx.x + k * blockDim.x;
-    if (i < num_vecs) {
-      const P wv = w[i];
-      P o;
+    for (int k = 0; k < VPT; ++k) {
+      const int i = threadIdx.x + k * blockDim.x;
+      if (i < num_vecs) {
+        const P wv = w[i];
+        P o;
 #pragma unroll
-      for (int j = 0; j < V; ++j)
-        o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv.v[j]));
-      y[i] = o;
+        for (int j = 0; j < V; ++j)
+          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv.v[j]));
+        x[i] = o;
+      }
     }
-  }
-}
-
-// Version 2: any hidden size, two passes over the row. V = elements per access (1 or 16 bytes).
-// Each thread touches the same indices in both passes, so the fused second pass reads back the
-// residual that this very thread wrote: no cross-thread dependency, no race.
-template <typename T, int V, bool kFused>
-__global__ void __launch_bounds__(1024)
-    rms_norm_loop_kernel(T* out, const T* input, T* residual, const T* __restrict__ weight,
-                         int num_vecs, float inv_hidden, float eps) {
-  using P = Pack<T, V>;
-  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
-  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * num_vecs;
-  const P* x = reinterpret_cast<const P*>(input) + row;
-  P* r = kFused ? reinterpret_cast<P*>(residual) + row : nullptr;
-  const P* w = reinterpret_cast<const P*>(weight);
-
-  float sum_sq = 0.f;
-  for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
-    P v = x[i];
-    if constexpr (kFused) {
+  } else {
+    float sum_sq = 0.f;
+    for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
+      P v = x[i];
       const P rv = r[i];
 #pragma unroll
       for (int j = 0; j < V; ++j) v.v[j] = from_float<T>(to_float(v.v[j]) + to_float(rv.v[j]));
       r[i] = v;
-    }
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float f = to_float(v.v[j]);
-      sum_sq += f * f;
+      for (int j = 0; j < V; ++j) {
+        const float f = to_float(v.v[j]);
+        sum_sq += f * f;
+      }
+    }
+    const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
+    for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
+      const P v = r[i];
+      const P wv = w[i];
+      P o;
+#pragma unroll
+      for (int j = 0; j < V; ++j)
+        o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(wv.v[j]));
+      x[i] = o;
     }
   }
-  const float inv_rms = rsqrtf(block_sum(sum_sq) * inv_hidden + eps);
-
-  P* y = reinterpret_cast<P*>(out) + row;
-  for (int i = threadIdx.x; i < num_vecs; i += blockDim.x) {
-    const P v = kFused ? r[i] : x[i];
-    const P wv = w[i];
-    P o;
-#pragma unroll
-    for (int j = 0; j < V; ++j)
-      o.v[j] = from_float<T>(to_float(v.v[j]) * inv_rms * to_float(wv.v[j]));
-    y[i] = o;
-  }
+  // LAB 03 END fused_add_norm_kernel
 }
 
 int round_up_to_warp(int64_t n) {
@@ -173,29 +230,30 @@ void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& resid
     const T* x = input.ptr<T>();
     T* r = kFused ? residual.ptr<T>() : nullptr;
     const T* w = weight.ptr<T>();
+    // The fused op works in place: out is input.
+    auto go = [&]<int V, int VPT>(int threads, int64_t num_vecs) {
+      if constexpr (kFused)
+        launch_pdl(fused_add_rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, r, w,
+                   static_cast<int>(num_vecs), inv_hidden, feps);
+      else
+        launch_pdl(rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, x, w,
+                   static_cast<int>(num_vecs), inv_hidden, feps);
+      DAY18_CHECK_LAUNCH();
+    };
     constexpr int V = kVecWidth<T>;
     const bool vec_ok = hidden % V == 0 && aligned16(o) && aligned16(x) && aligned16(w) &&
                         (!kFused || aligned16(r));
     if (vec_ok) {
       const int64_t num_vecs = hidden / V;
       auto regs = [&]<int VPT>() {
-        const int threads = round_up_to_warp((num_vecs + VPT - 1) / VPT);
-        launch_pdl(rms_norm_regs_kernel<T, VPT, kFused>, grid, dim3(threads), 0, stream, o, x, r, w,
-                   static_cast<int>(num_vecs), inv_hidden, feps);
-        DAY18_CHECK_LAUNCH();
+        go.template operator()<V, VPT>(round_up_to_warp((num_vecs + VPT - 1) / VPT), num_vecs);
       };
       if (num_vecs <= 1024) return regs.template operator()<1>();
       if (num_vecs <= 2048) return regs.template operator()<2>();
       if (num_vecs <= 4096) return regs.template operator()<4>();
-      launch_pdl(rms_norm_loop_kernel<T, V, kFused>, grid, dim3(1024), 0, stream, o, x, r, w,
-                 static_cast<int>(num_vecs), inv_hidden, feps);
-      DAY18_CHECK_LAUNCH();
-      return;
+      return go.template operator()<V, 0>(1024, num_vecs);
     }
-    const int threads = std::min(1024, round_up_to_warp(hidden));
-    launch_pdl(rms_norm_loop_kernel<T, 1, kFused>, grid, dim3(threads), 0, stream, o, x, r, w,
-               static_cast<int>(hidden), inv_hidden, feps);
-    DAY18_CHECK_LAUNCH();
+    go.template operator()<1, 0>(std::min(1024, round_up_to_warp(hidden)), hidden);
   });
 }
 

@@ -27,6 +27,7 @@
 // the H100; the op's automatic choice (ops/linear.h) uses the GEMV for M = 1 only.
 #include "engine/kernels/linear.h"
 
+#include "engine/core/device.h"
 #include "engine/core/dtype.h"
 #include "engine/kernels/pdl.cuh"
 #include "engine/kernels/vec16.cuh"
@@ -339,13 +340,7 @@ void launch_gemv(const Tensor& out, const Tensor& input, const Tensor& weight, c
   // rows (the LM head's 16032 CTAs each normalizing the row cost more than the launch it saves).
   int ctas = (N + kGemvWarps - 1) / kGemvWarps;
   if constexpr (PRO != Prologue::none) {
-    static const int max_ctas = [] {
-      int dev = 0, sms = 0;
-      DAY18_CUDA_CHECK(cudaGetDevice(&dev));
-      DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-      return sms * kGemvStagedCtasPerSm;
-    }();
-    ctas = std::min(ctas, max_ctas);
+    ctas = std::min(ctas, sm_count() * kGemvStagedCtasPerSm);
   }
   const dim3 grid(ctas);
   dispatch_float(input.dtype(), [&]<typename T>() {

@@ -44,9 +44,8 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <mutex>
-#include <vector>
 
+#include "engine/core/device.h"
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 #include "engine/kernels/pdl.cuh"
@@ -511,7 +510,7 @@ void launch_main(const Common& c, dim3 grid, size_t smem, T* out, float* exp_sum
                  const Tensor& context_lens, float scale, int max_context_len, int partition_size,
                  int max_num_partitions, cudaStream_t stream) {
   auto kernel = paged_attention_kernel<T, H, NT>;
-  if (smem > 48 * 1024)  // above 48 KB a kernel must opt in
+  if (smem > kSharedBytesWithoutOptIn)
     DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                           static_cast<int>(smem)));
   launch_pdl(kernel, grid, dim3(NT), smem, stream, out, exp_sums, max_logits, tmp_out,
@@ -553,38 +552,6 @@ size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_
   const int min_block = kPagedAttentionBlockSizes[0];
   const size_t block_ids = (static_cast<size_t>(context_tokens) / min_block + 2) * sizeof(int);
   return std::max(reduction, logits) + block_ids;
-}
-
-namespace {
-struct DeviceLimits {
-  int sms = 0;
-  size_t smem_optin = 0;
-};
-const DeviceLimits& device_limits() {
-  static std::mutex mu;
-  static std::vector<DeviceLimits> cache;
-  int dev = 0;
-  DAY18_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  if (cache.size() <= static_cast<size_t>(dev)) cache.resize(dev + 1);
-  if (cache[dev].sms == 0) {
-    int sms = 0, optin = 0;
-    DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    cache[dev].smem_optin = static_cast<size_t>(optin);
-    cache[dev].sms = sms;
-  }
-  return cache[dev];
-}
-// Static shared memory of the kernel (s_m, s_l, s_f) comes out of the same budget.
-constexpr size_t kStaticSmemReserve = 1024;
-}  // namespace
-
-size_t max_shared_bytes_per_block() {
-  return device_limits().smem_optin - kStaticSmemReserve;
-}
-int sm_count() {
-  return device_limits().sms;
 }
 
 // Grid: x = num_tokens * (num_heads / heads_per_block) (the heads of one KV group folded into a

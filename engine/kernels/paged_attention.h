@@ -18,7 +18,8 @@
 // batch) gets zeros. Physical block ids in block_tables are trusted.
 //
 // Launchers validate nothing (engine/ops/attention.h does), take the stream last, and run on the
-// tensors' device.
+// tensors' device. The readable version of v1 (vLLM's one block per (token, head), three plain
+// phases) is beside these, in paged_attention_readable.h.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -59,14 +60,10 @@ int paged_attention_heads_per_block(int num_heads, int num_kv_heads, int64_t num
 // whichever is larger.
 size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_threads,
                                     int context_tokens);
-// Largest dynamic shared memory one block may use on the current device (opt-in limit).
-size_t max_shared_bytes_per_block();
-// Streaming multiprocessors of the current device.
-int sm_count();
 
 // v1: the whole context of one (token, KV group) in one thread block; logits of the whole
 // context in shared memory. Needs paged_attention_shared_bytes(..., max_context_len) <=
-// max_shared_bytes_per_block().
+// max_shared_bytes_per_block() (engine/core/device.h).
 void paged_attention_v1(
     const Tensor& out,           // [num_tokens, num_heads, head_size]
     const Tensor& query,         // [num_tokens, num_heads, head_size]

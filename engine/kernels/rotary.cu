@@ -1,8 +1,8 @@
 // Rotary family kernels.
-// rotary_embedding: two versions per (dtype, style):
+// rotary_embedding: one kernel per (dtype, style, vectorized or not):
 //   vectorized: each thread rotates a 16-byte group (8 half / 4 float values of x1 and of x2 for
 //               neox; 4 / 2 interleaved pairs for gptj), cos/sin read as vectors too;
-//   scalar:     one pair per thread, for shapes the vectors do not fit (kept as the plain loop).
+//   scalar:     one pair per thread, for shapes the vectors do not fit (the plain loop).
 // rotary_and_cache: one kernel per (dtype, style, vectorized or not), see below.
 // Every kernel rotates a pair with rotate(), so the fused op and the unfused sequence agree bit
 // for bit.
@@ -16,19 +16,6 @@
 
 namespace day18::cuda {
 namespace {
-
-// 16 bytes of T, as N values.
-template <typename T>
-struct alignas(16) Vec {
-  static constexpr int N = 16 / sizeof(T);
-  T v[N];
-};
-// 8 bytes of T (gptj's cos or sin for one 16-byte chunk of pairs).
-template <typename T>
-struct alignas(8) HalfVec {
-  static constexpr int N = 8 / sizeof(T);
-  T v[N];
-};
 
 // One pair, fp32. Spelled with explicit intrinsics: left to itself, the compiler may contract
 // x1 * c - x2 * s into either of two FMAs (or none), and nothing promises the same choice in every
@@ -44,132 +31,6 @@ __device__ inline void record_bad_index(long long* errors, long long token) {
   atomicAdd(reinterpret_cast<unsigned long long*>(&errors[0]), 1ull);
   atomicMin(&errors[1], token);
 }
-
-struct RotaryArgs {
-  const int64_t* positions;
-  void* query;
-  void* key;
-  const void* cos_sin;
-  long long* errors;
-  int64_t query_stride, key_stride;  // token strides, elements
-  int64_t max_position;
-  int num_heads, num_kv_heads, head_size, rot_dim;
-};
-
-// Returns the head row of unit `head` (query heads first, then key heads) for `token`.
-template <typename T>
-__device__ inline T* head_row(const RotaryArgs& a, int64_t token, int head) {
-  if (head < a.num_heads)
-    return static_cast<T*>(a.query) + token * a.query_stride + int64_t(head) * a.head_size;
-  return static_cast<T*>(a.key) + token * a.key_stride + int64_t(head - a.num_heads) * a.head_size;
-}
-
-template <typename T, bool NEOX>
-__global__ void rotary_vec_kernel(const RotaryArgs a) {
-  const int64_t token = blockIdx.x;
-  const int64_t pos = a.positions[token];
-  if (pos < 0 || pos >= a.max_position) {
-    if (threadIdx.x == 0) record_bad_index(a.errors, token);
-    return;
-  }
-  constexpr int N = Vec<T>::N;
-  const int half = a.rot_dim / 2;
-  const T* cos = static_cast<const T*>(a.cos_sin) + pos * a.rot_dim;
-  const T* sin = cos + half;
-  // Groups per head: neox half/N (N pairs each), gptj rot_dim/N (N/2 pairs each).
-  const int groups = NEOX ? half / N : a.rot_dim / N;
-  const int total = (a.num_heads + a.num_kv_heads) * groups;
-  for (int u = threadIdx.x; u < total; u += blockDim.x) {
-    const int head = u / groups, g = u - head * groups;
-    T* row = head_row<T>(a, token, head);
-    if constexpr (NEOX) {
-      Vec<T>* p1 = reinterpret_cast<Vec<T>*>(row + g * N);
-      Vec<T>* p2 = reinterpret_cast<Vec<T>*>(row + half + g * N);
-      Vec<T> x1 = *p1, x2 = *p2;
-      const Vec<T> c = *reinterpret_cast<const Vec<T>*>(cos + g * N);
-      const Vec<T> s = *reinterpret_cast<const Vec<T>*>(sin + g * N);
-#pragma unroll
-      for (int i = 0; i < N; ++i) {
-        float y1, y2;
-        rotate(to_float(x1.v[i]), to_float(x2.v[i]), to_float(c.v[i]), to_float(s.v[i]), y1, y2);
-        x1.v[i] = from_float<T>(y1);
-        x2.v[i] = from_float<T>(y2);
-      }
-      *p1 = x1;
-      *p2 = x2;
-    } else {
-      constexpr int P = N / 2;  // pairs in one 16-byte chunk
-      Vec<T>* p = reinterpret_cast<Vec<T>*>(row + g * N);
-      Vec<T> x = *p;
-      const HalfVec<T> c = *reinterpret_cast<const HalfVec<T>*>(cos + g * P);
-      const HalfVec<T> s = *reinterpret_cast<const HalfVec<T>*>(sin + g * P);
-#pragma unroll
-      for (int i = 0; i < P; ++i) {
-        float y1, y2;
-        rotate(to_float(x.v[2 * i]), to_float(x.v[2 * i + 1]), to_float(c.v[i]), to_float(s.v[i]),
-               y1, y2);
-        x.v[2 * i] = from_float<T>(y1);
-        x.v[2 * i + 1] = from_float<T>(y2);
-      }
-      *p = x;
-    }
-  }
-}
-
-template <typename T, bool NEOX>
-__global__ void rotary_scalar_kernel(const RotaryArgs a) {
-  const int64_t token = blockIdx.x;
-  const int64_t pos = a.positions[token];
-  if (pos < 0 || pos >= a.max_position) {
-    if (threadIdx.x == 0) record_bad_index(a.errors, token);
-    return;
-  }
-  const int half = a.rot_dim / 2;
-  const T* cos = static_cast<const T*>(a.cos_sin) + pos * a.rot_dim;
-  const T* sin = cos + half;
-  const int total = (a.num_heads + a.num_kv_heads) * half;
-  for (int u = threadIdx.x; u < total; u += blockDim.x) {
-    const int head = u / half, i = u - head * half;
-    T* row = head_row<T>(a, token, head);
-    const int i1 = NEOX ? i : 2 * i, i2 = NEOX ? i + half : 2 * i + 1;
-    float y1, y2;
-    rotate(to_float(row[i1]), to_float(row[i2]), to_float(cos[i]), to_float(sin[i]), y1, y2);
-    row[i1] = from_float<T>(y1);
-    row[i2] = from_float<T>(y2);
-  }
-}
-
-template <typename T, bool NEOX>
-void launch(const RotaryArgs& a, int64_t num_tokens, bool vec, cudaStream_t stream) {
-  constexpr int N = 16 / sizeof(T);
-  const int per_head = vec ? (NEOX ? a.rot_dim / 2 / N : a.rot_dim / N) : a.rot_dim / 2;
-  const int total = (a.num_heads + a.num_kv_heads) * per_head;
-  // One pass over the token's groups when it fits (32+8 heads x 8 groups = 320 threads).
-  const int threads = std::clamp((total + 31) / 32 * 32, 32, 512);
-  if (vec)
-    rotary_vec_kernel<T, NEOX><<<unsigned(num_tokens), threads, 0, stream>>>(a);
-  else
-    rotary_scalar_kernel<T, NEOX><<<unsigned(num_tokens), threads, 0, stream>>>(a);
-  DAY18_CHECK_LAUNCH();
-}
-
-// ---------------------------------------------------------------- rotary_and_cache
-struct RacArgs {
-  const int64_t* positions;
-  const int64_t* slot_mapping;
-  const void* query;
-  const void* key;
-  const void* value;
-  void* query_out;
-  void* key_cache;
-  void* value_cache;
-  const void* cos_sin;
-  long long* position_errors;
-  long long* slot_errors;
-  int64_t query_stride, key_stride, value_stride;  // token strides, elements
-  int64_t max_position, num_slots;
-  int num_heads, num_kv_heads, head_size, rot_dim, block_size;
-};
 
 // W values of T, aligned for one W * sizeof(T)-byte access (16 or 8 bytes in the vector path).
 template <typename T, int W>
@@ -199,6 +60,114 @@ __device__ inline void store_chunk(T* p, const Chunk<T, W>& c) {
     for (int i = 0; i < W; ++i) p[i] = c.v[i];
   }
 }
+
+struct RotaryArgs {
+  const int64_t* positions;
+  void* query;
+  void* key;
+  const void* cos_sin;
+  long long* errors;
+  int64_t query_stride, key_stride;  // token strides, elements
+  int64_t max_position;
+  int num_heads, num_kv_heads, head_size, rot_dim;
+};
+
+// Returns the head row of unit `head` (query heads first, then key heads) for `token`.
+template <typename T>
+__device__ inline T* head_row(const RotaryArgs& a, int64_t token, int head) {
+  if (head < a.num_heads)
+    return static_cast<T*>(a.query) + token * a.query_stride + int64_t(head) * a.head_size;
+  return static_cast<T*>(a.key) + token * a.key_stride + int64_t(head - a.num_heads) * a.head_size;
+}
+
+// Block = one token; thread u takes units u, u + blockDim.x, ... of the token's
+// (num_heads + num_kv_heads) x groups, query heads first (head_row). A group is W values of x1 and
+// the W values of x2 rot_dim/2 further on (neox: W pairs), or W interleaved values (gptj: W/2
+// pairs). VEC: W = 16 bytes of T, each access one vector (the launcher checked the alignment);
+// else W = 1 (neox) or 2 (gptj): one pair per unit.
+template <typename T, bool NEOX, bool VEC>
+__global__ void rotary_kernel(const RotaryArgs a) {
+  // For each pair (x1, x2) of the first rot_dim values of every query and key head of the token,
+  // with c = cos[i], s = sin[i] of its position's row: x1' = x1 c - x2 s, x2' = x2 c + x1 s
+  // (rotate()). Pair i is (i, i + rot_dim/2) for neox, (2i, 2i + 1) for gptj. Position outside
+  // [0, max_position): touch nothing, record_bad_index(a.errors, token) from one thread.
+  // LAB 03 BEGIN rotary_kernel [device]: rotate the token's pairs (about 30 lines)
+  constexpr int W = VEC ? kVec16<T> : (NEOX ? 1 : 2);  // values of a group
+  constexpr int CW = NEOX ? W : W / 2;                 // cos (and sin) values of a group
+  const int64_t token = blockIdx.x;
+  const int64_t pos = a.positions[token];  // same address across the block: broadcast load
+  if (pos < 0 || pos >= a.max_position) {
+    if (threadIdx.x == 0) record_bad_index(a.errors, token);
+    return;
+  }
+  const int half = a.rot_dim / 2;
+  const T* cos = static_cast<const T*>(a.cos_sin) + pos * a.rot_dim;
+  const T* sin = cos + half;
+  const int groups = NEOX ? half / W : a.rot_dim / W;
+  const int total = (a.num_heads + a.num_kv_heads) * groups;
+  for (int u = threadIdx.x; u < total; u += blockDim.x) {
+    const int head = u / groups, i = (u - head * groups) * W;
+    T* row = head_row<T>(a, token, head);
+    if constexpr (NEOX) {
+      Chunk<T, W> x1 = load_chunk<VEC, W>(row + i), x2 = load_chunk<VEC, W>(row + half + i);
+      const Chunk<T, CW> c = load_chunk<VEC, CW>(cos + i), s = load_chunk<VEC, CW>(sin + i);
+#pragma unroll
+      for (int j = 0; j < W; ++j) {
+        float y1, y2;
+        rotate(to_float(x1.v[j]), to_float(x2.v[j]), to_float(c.v[j]), to_float(s.v[j]), y1, y2);
+        x1.v[j] = from_float<T>(y1);
+        x2.v[j] = from_float<T>(y2);
+      }
+      store_chunk<VEC>(row + i, x1);
+      store_chunk<VEC>(row + half + i, x2);
+    } else {
+      Chunk<T, W> x = load_chunk<VEC, W>(row + i);
+      const Chunk<T, CW> c = load_chunk<VEC, CW>(cos + i / 2), s = load_chunk<VEC, CW>(sin + i / 2);
+#pragma unroll
+      for (int j = 0; j < CW; ++j) {
+        float y1, y2;
+        rotate(to_float(x.v[2 * j]), to_float(x.v[2 * j + 1]), to_float(c.v[j]), to_float(s.v[j]),
+               y1, y2);
+        x.v[2 * j] = from_float<T>(y1);
+        x.v[2 * j + 1] = from_float<T>(y2);
+      }
+      store_chunk<VEC>(row + i, x);
+    }
+  }
+  // LAB 03 END rotary_kernel
+}
+
+template <typename T, bool NEOX>
+void launch(const RotaryArgs& a, int64_t num_tokens, bool vec, cudaStream_t stream) {
+  constexpr int N = kVec16<T>;
+  const int per_head = vec ? (NEOX ? a.rot_dim / 2 / N : a.rot_dim / N) : a.rot_dim / 2;
+  const int total = (a.num_heads + a.num_kv_heads) * per_head;
+  // One pass over the token's groups when it fits (32+8 heads x 8 groups = 320 threads).
+  const int threads = std::clamp((total + 31) / 32 * 32, 32, 512);
+  if (vec)
+    rotary_kernel<T, NEOX, true><<<unsigned(num_tokens), threads, 0, stream>>>(a);
+  else
+    rotary_kernel<T, NEOX, false><<<unsigned(num_tokens), threads, 0, stream>>>(a);
+  DAY18_CHECK_LAUNCH();
+}
+
+// ---------------------------------------------------------------- rotary_and_cache
+struct RacArgs {
+  const int64_t* positions;
+  const int64_t* slot_mapping;
+  const void* query;
+  const void* key;
+  const void* value;
+  void* query_out;
+  void* key_cache;
+  void* value_cache;
+  const void* cos_sin;
+  long long* position_errors;
+  long long* slot_errors;
+  int64_t query_stride, key_stride, value_stride;  // token strides, elements
+  int64_t max_position, num_slots;
+  int num_heads, num_kv_heads, head_size, rot_dim, block_size;
+};
 
 // Block = one token. Units of work, thread u taking units u, u + blockDim.x, ...:
 //   [0, rot_units)        head h of query (h < num_heads) then key, unit g of that head:

@@ -1,24 +1,26 @@
 #include "engine/ops/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "engine/core/device.h"
 #include "engine/core/memory.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/kernels/paged_attention.h"
+#include "engine/kernels/paged_attention_readable.h"
 
 namespace day18 {
 namespace {
 
 constexpr size_t kWorkspaceAlign = 256;
+
+std::atomic<PagedAttentionVersion> g_default_version{PagedAttentionVersion::automatic};
 constexpr int kMinAutoPartition = 64;
 // Auto partitions shrink until the v2 grid has this many blocks per SM.
 constexpr int kAutoBlocksPerSm = 4;
-// An H100 SXM, for planning when no GPU is present.
-constexpr int kNominalSms = 132;
-constexpr size_t kNominalSmemPerBlock = 227 * 1024 - 1024;
 
 size_t align_up(size_t x) {
   return (x + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
@@ -35,11 +37,12 @@ bool supported_block_size(int64_t b) {
   return false;
 }
 
+// The current GPU's limits, or a nominal H100's without one (plans are made on any machine).
 int sms() {
-  return cuda_available() ? cuda::sm_count() : kNominalSms;
+  return device_limits_or_nominal().sm_count;
 }
 size_t smem_limit() {
-  return cuda_available() ? cuda::max_shared_bytes_per_block() : kNominalSmemPerBlock;
+  return device_limits_or_nominal().max_dynamic_shared_bytes();
 }
 
 struct Dims {
@@ -155,7 +158,8 @@ PagedAttentionVersion parse_paged_attention_version(std::string_view s) {
   if (s == "auto") return PagedAttentionVersion::automatic;
   if (s == "v1") return PagedAttentionVersion::v1;
   if (s == "v2") return PagedAttentionVersion::v2;
-  DAY18_REQUIRE(false, "version: expected auto, v1 or v2, got '", s, "'");
+  if (s == "readable") return PagedAttentionVersion::readable;
+  DAY18_REQUIRE(false, "version: expected auto, v1, v2 or readable, got '", s, "'");
 }
 
 std::string_view paged_attention_version_name(PagedAttentionVersion v) {
@@ -166,8 +170,17 @@ std::string_view paged_attention_version_name(PagedAttentionVersion v) {
       return "v1";
     case PagedAttentionVersion::v2:
       return "v2";
+    case PagedAttentionVersion::readable:
+      return "readable";
   }
   return "?";
+}
+
+void set_default_paged_attention_version(PagedAttentionVersion v) {
+  g_default_version.store(v);
+}
+PagedAttentionVersion default_paged_attention_version() {
+  return g_default_version.load();
 }
 
 PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
@@ -179,6 +192,13 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
                 o.partition_size);
   DAY18_REQUIRE(max_context_len >= 0, "max_context_len must be >= 0, got ", max_context_len);
   PagedAttentionPlan p;
+  PagedAttentionVersion v = o.version;
+  if (v == PagedAttentionVersion::automatic) v = default_paged_attention_version();
+  if (v == PagedAttentionVersion::readable) {  // 128 threads, whole context, no workspace
+    p.version = v;
+    p.num_threads = cuda::kPagedAttentionReadableThreads;
+    return p;
+  }
   p.num_threads = o.num_threads;
   const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(num_heads),
                                                         static_cast<int>(num_kv_heads), num_tokens,
@@ -192,7 +212,6 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
     ps = kDefaultPartitionSize;
     while (ps > kMinAutoPartition && v1_blocks * parts(ps) < kAutoBlocksPerSm * n_sms) ps /= 2;
   }
-  PagedAttentionVersion v = o.version;
   if (v == PagedAttentionVersion::automatic) {
     const size_t v1_smem = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(head_size),
                                                               o.num_threads, max_context_len);
@@ -316,6 +335,23 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                          static_cast<float>(scale));
 }
 
+void paged_attention_readable(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                              const Tensor& value_cache, const Tensor& block_tables,
+                              const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                              int max_context_len, cudaStream_t stream) {
+  check_common(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
+               max_context_len);
+  // The shared-memory fit is checked by the launcher against the device, with the kernel's exact
+  // static shared memory; the CPU backend has no such limit.
+  if (query.is_cuda())
+    cuda::paged_attention_readable(out, query, key_cache, value_cache, block_tables, seq_idx,
+                                   context_lens, static_cast<float>(scale), max_context_len,
+                                   stream);
+  else
+    cpu::paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                         static_cast<float>(scale));
+}
+
 void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
                      const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
                      const Tensor& context_lens, double scale, int max_context_len,
@@ -325,6 +361,11 @@ void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_c
   expect_dim(key_cache, "key_cache", 4);
   const PagedAttentionPlan plan = plan_paged_attention(
       query.size(0), query.size(1), key_cache.size(1), query.size(2), max_context_len, options);
+  if (plan.version == PagedAttentionVersion::readable) {
+    paged_attention_readable(out, query, key_cache, value_cache, block_tables, seq_idx,
+                             context_lens, scale, max_context_len, stream);
+    return;
+  }
   if (plan.version == PagedAttentionVersion::v1 || !query.is_cuda()) {
     paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
                        scale, max_context_len, plan.num_threads, stream);

@@ -22,8 +22,8 @@
 // those tensors are in host memory (reading device memory would synchronize); on the device the
 // kernels turn bad seq_idx / context_len into NaN outputs instead of reading out of bounds.
 //
-// max_context_len is the largest context_lens entry (or any upper bound of it): v1 sizes its
-// shared memory from it and v2 its partitions, without reading device memory.
+// max_context_len is the largest context_lens entry (or any upper bound of it): v1 and readable
+// size their shared memory from it and v2 its partitions, without reading device memory.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -35,9 +35,24 @@
 
 namespace day18 {
 
-enum class PagedAttentionVersion { automatic, v1, v2 };
-PagedAttentionVersion parse_paged_attention_version(std::string_view s);  // "auto", "v1", "v2"
+// v1, v2: the optimized kernels (engine/kernels/paged_attention.h); readable: vLLM's
+// paged_attention_v1 written to be read (engine/kernels/paged_attention_readable.h), a block per
+// (token, head), the whole context in shared memory; automatic: the planner's rule below.
+enum class PagedAttentionVersion { automatic, v1, v2, readable };
+// "auto", "v1", "v2", "readable"
+PagedAttentionVersion parse_paged_attention_version(std::string_view s);
 std::string_view paged_attention_version_name(PagedAttentionVersion v);
+
+// Process-wide default, for a command-line switch such as the CLI's: while it is anything but
+// automatic, options.version == automatic resolves to it in plan_paged_attention (and so in
+// paged_attention(), paged_attention_workspace_bound() and every caller that leaves the version
+// automatic, such as the model). A version forced in the options is unaffected, and setting
+// automatic again restores the engine's rule. Set it before anything is planned and kept: a
+// workspace bound, or a CUDA graph captured, under one default is not revised by a later change
+// (a later plan that needs more workspace than was reserved is an error, not an overrun).
+// Thread-safe (atomic); one value for the whole process, not per thread.
+void set_default_paged_attention_version(PagedAttentionVersion v);
+PagedAttentionVersion default_paged_attention_version();  // automatic unless set
 
 inline constexpr int kDefaultPartitionSize = 512;
 // The automatic choice takes v1 for contexts up to this many tokens at any batch size.
@@ -51,14 +66,14 @@ struct PagedAttentionOptions {
 
 // What paged_attention() will launch for a shape, and the v2 workspace it needs.
 struct PagedAttentionPlan {
-  PagedAttentionVersion version = PagedAttentionVersion::v1;  // v1 or v2, never automatic
+  PagedAttentionVersion version = PagedAttentionVersion::v1;  // never automatic
   int partition_size = 0;                                     // v2 only
   int max_num_partitions = 1;  // v2: ceil(max_context_len / partition_size)
   int num_threads = 128;
   std::vector<int64_t> exp_sums_shape;    // [num_tokens, num_heads, max_num_partitions] f32
   std::vector<int64_t> max_logits_shape;  // [num_tokens, num_heads, max_num_partitions] f32
   std::vector<int64_t> tmp_out_shape;  // [num_tokens, num_heads, max_num_partitions, head_size] f32
-  size_t workspace_bytes = 0;          // the three above packed, each 256-byte aligned; 0 for v1
+  size_t workspace_bytes = 0;          // the three above packed, each 256-byte aligned; v2 only
 };
 
 // The rule for version = automatic (the GPU's SM count and shared memory limit come from the
@@ -74,7 +89,9 @@ struct PagedAttentionPlan {
 //   -> v2 otherwise. Measured on the H100: v1 over a long context loses to v2 everywhere (its
 //      logits buffer of the whole context limits blocks per SM: B=256 ctx 8192 v1 23% of P,
 //      v2 83%), and v2's reduce costs ~1-2% at large batch.
-// Forcing v1 or v2 is honoured (errors if v1's shared memory cannot hold the context).
+// The process default (set_default_paged_attention_version), when set, replaces this rule.
+// Forcing v1, v2 or readable is honoured (paged_attention errors if v1's or the readable kernel's
+// shared memory cannot hold the context); readable plans 128 threads and no workspace.
 PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
                                         int64_t head_size, int max_context_len,
                                         const PagedAttentionOptions& options = {});
@@ -113,9 +130,17 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                         int max_context_len, int partition_size = kDefaultPartitionSize,
                         cudaStream_t stream = nullptr);
 
-// Picks v1 or v2 with plan_paged_attention(). `workspace`: uint8 tensor of at least
-// plan.workspace_bytes on the same device (may be an empty Tensor() when the plan is v1 or the
-// tensors are on the CPU).
+// The readable kernel (engine/kernels/paged_attention_readable.h): same validation as v1; CUDA:
+// error naming max_context_len if its logits do not fit in shared memory. On the CPU backend the
+// oracle runs, as for v1 and v2.
+void paged_attention_readable(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                              const Tensor& value_cache, const Tensor& block_tables,
+                              const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                              int max_context_len, cudaStream_t stream = nullptr);
+
+// Runs the version plan_paged_attention() picks (v1, v2 or readable). `workspace`: uint8 tensor
+// of at least plan.workspace_bytes on the same device (may be an empty Tensor() when the plan is
+// not v2 or the tensors are on the CPU).
 void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
                      const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
                      const Tensor& context_lens, double scale, int max_context_len,

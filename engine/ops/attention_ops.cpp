@@ -121,7 +121,7 @@ void register_attention_ops(OpRegistry& r) {
   op.family = "attention";
   op.summary =
       "out = softmax(scale * q K^T) V over a paged KV cache; per-token seq_idx/context_lens "
-      "(decode and causal prefill), GQA; v1 or split-K v2";
+      "(decode and causal prefill), GQA; v1, split-K v2 or the readable v1";
   op.inputs = {
       {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16"},
       {"key_cache", "[num_blocks, num_kv_heads, block_size, head_size] same dtype"},
@@ -133,7 +133,10 @@ void register_attention_ops(OpRegistry& r) {
   op.outputs = {{"out", "[num_tokens, num_heads, head_size] same dtype as query"}};
   op.attrs = {
       {"scale", "softmax scale, usually 1/sqrt(head_size)", ""},
-      {"version", "auto | v1 | v2 (auto: see plan_paged_attention)", "auto"},
+      {"version",
+       "auto, v1, v2 or readable (auto: see plan_paged_attention; readable: vLLM's v1 as the "
+       "course draws it, a block per (token, head))",
+       "auto"},
       {"partition_size", "v2 tokens per partition (multiple of block_size) or auto", "auto"},
       {"num_threads", "v1 threads per block: 128 (64/256/512 for fp16 head_size 128)", "128"},
       {"max_context_len", "upper bound of context_lens, or auto (read context_lens)", "auto"},

@@ -14,45 +14,13 @@ namespace {
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
 }  // namespace
 
-bool DecodeIdleMeter::counts(const StepRecord& prev, const StepRecord& next) {
-  const bool decodes = prev.num_prefills == 0 && prev.num_seqs > 0 && next.num_prefills == 0 &&
-                       next.num_seqs > 0;
-  return decodes && !next.gpu.captured && !next.swaps;
-}
-
-bool DecodeIdleMeter::add(const StepRecord& next) {
-  const bool counted = has_prev_ && counts(prev_, next);
-  if (counted) {
-    const double gap = std::max(0.0, next.compute_start - prev_.compute_end);
-    ++pairs_;
-    idle_ms_ += gap;
-    span_ms_ += std::max(gap, next.compute_end - prev_.compute_end);
-    if (lower_.empty() || gap <= lower_.top())
-      lower_.push(gap);
-    else
-      upper_.push(gap);
-    if (lower_.size() > upper_.size() + 1) {
-      upper_.push(lower_.top());
-      lower_.pop();
-    } else if (upper_.size() > lower_.size()) {
-      lower_.push(upper_.top());
-      upper_.pop();
-    }
-  }
-  prev_ = next;
-  has_prev_ = true;
-  return counted;
-}
-
-double DecodeIdleMeter::median_gap_ms() const {
-  if (lower_.empty()) return 0;
-  return lower_.size() > upper_.size() ? lower_.top() : 0.5 * (lower_.top() + upper_.top());
-}
-
-int64_t derive_num_gpu_blocks(const ModelConfig& c, DType dtype, int64_t block_size,
-                              double util, int64_t max_model_len) {
+int64_t derive_num_gpu_blocks(const ModelConfig& c, DType dtype, int64_t block_size, double util,
+                              int64_t max_model_len) {
   DAY18_REQUIRE(util > 0 && util <= 1, "--gpu-memory-utilization must be in (0, 1], got ", util);
   size_t free_b = 0, total_b = 0;
   DAY18_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
@@ -133,70 +101,72 @@ int64_t LLMEngine::add_request(std::vector<int32_t> prompt, SamplingParams param
   const int64_t vocab = model_->config().vocab_size;
   for (size_t i = 0; i < prompt.size(); ++i)
     DAY18_REQUIRE(prompt[i] < vocab, "request ", scheduler_->stats().num_finished,
-                  ": prompt token ", i, " = ", prompt[i], " is outside the vocabulary [0, ",
-                  vocab, ")");
+                  ": prompt token ", i, " = ", prompt[i], " is outside the vocabulary [0, ", vocab,
+                  ")");
   return scheduler_->add_request(std::move(prompt), params);
 }
 
 std::vector<Sequence*> LLMEngine::step() {
-  if (t0_ < 0) t0_ = now_s();
-  const bool cuda = config_.device == Device::cuda;
-  if (cuda && !origin_) {
-    origin_ = std::make_unique<Event>();
-    origin_->record(executor_->compute_stream());
-  }
+  if (!meter_.started()) meter_.start(config_.device == Device::cuda, executor_->compute_stream());
   StepRecord rec;
+  SchedulerOutput out = schedule(rec);
+  const bool submitted = run(std::move(out), rec);
+  // Process the oldest step: at once in synchronous mode; in async mode once a newer one runs.
+  return process(config_.async_scheduling && submitted ? 1 : 0);
+}
+
+SchedulerOutput LLMEngine::schedule(StepRecord& rec) {
+  const auto t = std::chrono::steady_clock::now();
   SchedulerOutput out;
-  auto t = std::chrono::steady_clock::now();
   {
     DAY18_NVTX_RANGE("Scheduler");
     out = scheduler_->schedule();
   }
-  auto ms = [](auto a) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
-  };
-  rec.scheduler_ms = ms(t);
-  InFlight* prev = inflight_.empty() ? nullptr : &inflight_.back();
-  const bool submitted = !out.empty();
-  if (submitted) {
-    t = std::chrono::steady_clock::now();
-    PreparedStep prep;
-    {
-      DAY18_NVTX_RANGE("PrepareInputs");
-      const int parity = next_parity_;
-      next_parity_ ^= 1;
-      int64_t pad = 0, ctxb = 0;
-      if (config_.pad_decode && out.num_prefills == 0) {
-        pad = executor_->graph_bucket(static_cast<int64_t>(out.seqs.size()));
-        int64_t max_ctx = 0;
-        for (const ScheduledSeq& s : out.seqs)
-          max_ctx = std::max(max_ctx, s.seq->num_computed_tokens +
-                                          (config_.async_scheduling ? 0 : s.num_tokens));
-        ctxb = executor_->context_bucket(max_ctx);
-      }
-      prep = input_->prepare(out, *bm_, parity, config_.async_scheduling,
-                             prev ? &prev->prep : nullptr, pad, ctxb);
-      rec.padded_to = pad;
-    }
-    rec.prepare_ms = ms(t);
-    t = std::chrono::steady_clock::now();
-    executor_->submit(out, prep, prev ? &prev->prep : nullptr, input_->staging(prep.parity));
-    rec.submit_ms = ms(t);
-    ahead_ms_ += rec.scheduler_ms + rec.prepare_ms + rec.submit_ms;
-    rec.swaps = !out.swap_out.empty() || !out.swap_in.empty();
-    rec.step = out.step;
-    rec.num_seqs = static_cast<int64_t>(out.seqs.size());
-    rec.num_tokens = out.num_batched_tokens;
-    rec.num_prefills = out.num_prefills;
-    inflight_.push_back(InFlight{std::move(out), std::move(prep), rec});
-  } else if (inflight_.empty() && scheduler_->has_unfinished()) {
-    throw Error("engine: the scheduler returned an empty step with requests left and nothing in "
-                "flight (stalled)");
-  } else {
-    metrics_.scheduler_ms += rec.scheduler_ms;
+  rec.scheduler_ms = ms_since(t);
+  return out;
+}
+
+bool LLMEngine::run(SchedulerOutput out, StepRecord& rec) {
+  if (out.empty()) {
+    if (inflight_.empty() && scheduler_->has_unfinished())
+      throw Error(
+          "engine: the scheduler returned an empty step with requests left and nothing "
+          "in flight (stalled)");
+    meter_.scheduled_nothing(rec.scheduler_ms);
+    return false;
   }
-  // Process the oldest step: at once in synchronous mode; in async mode once a newer one runs.
-  const size_t keep = config_.async_scheduling && submitted ? 1 : 0;
+  const InFlight* prev = inflight_.empty() ? nullptr : &inflight_.back();
+  auto t = std::chrono::steady_clock::now();
+  PreparedStep prep = prepare_inputs(out, prev, rec);
+  rec.prepare_ms = ms_since(t);
+  t = std::chrono::steady_clock::now();
+  executor_->submit(out, prep, prev ? &prev->prep : nullptr, input_->staging(prep.parity));
+  rec.submit_ms = ms_since(t);
+  meter_.submitted(rec, out);
+  inflight_.push_back(InFlight{std::move(out), std::move(prep), rec});
+  return true;
+}
+
+PreparedStep LLMEngine::prepare_inputs(const SchedulerOutput& out, const InFlight* prev,
+                                       StepRecord& rec) {
+  DAY18_NVTX_RANGE("PrepareInputs");
+  const int parity = next_parity_;
+  next_parity_ ^= 1;
+  int64_t pad = 0, ctxb = 0;
+  if (config_.pad_decode && out.num_prefills == 0) {
+    pad = executor_->graph_bucket(static_cast<int64_t>(out.seqs.size()));
+    int64_t max_ctx = 0;
+    for (const ScheduledSeq& s : out.seqs)
+      max_ctx = std::max(
+          max_ctx, s.seq->num_computed_tokens + (config_.async_scheduling ? 0 : s.num_tokens));
+    ctxb = executor_->context_bucket(max_ctx);
+  }
+  rec.padded_to = pad;
+  return input_->prepare(out, *bm_, parity, config_.async_scheduling, prev ? &prev->prep : nullptr,
+                         pad, ctxb);
+}
+
+std::vector<Sequence*> LLMEngine::process(size_t keep) {
   std::vector<Sequence*> finished;
   while (inflight_.size() > keep) {
     std::vector<Sequence*> f = finish_step(inflight_.front());
@@ -209,69 +179,17 @@ std::vector<Sequence*> LLMEngine::step() {
 std::vector<Sequence*> LLMEngine::finish_step(InFlight& f) {
   StepRecord& rec = f.rec;
   auto t = std::chrono::steady_clock::now();
-  auto ms = [](auto a) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count();
-  };
   const std::vector<int32_t> tokens = executor_->wait(f.prep, &rec.gpu);
-  rec.wait_ms = ms(t);
-  if (config_.device == Device::cuda) {
-    const auto& ev = executor_->events(f.prep.parity);
-    rec.h2d_start = Event::elapsed_ms(*origin_, ev.h2d_start);
-    rec.h2d_end = Event::elapsed_ms(*origin_, ev.h2d_done);
-    rec.compute_start = Event::elapsed_ms(*origin_, ev.compute_start);
-    rec.compute_end = Event::elapsed_ms(*origin_, ev.compute_done);
-  } else {  // the host clock around forward + sampling (run inside submit)
-    rec.compute_start = (rec.gpu.host_start_s - t0_) * 1e3;
-    rec.compute_end = (rec.gpu.host_end_s - t0_) * 1e3;
-  }
-  rec.graph = rec.gpu.graph;
+  rec.wait_ms = ms_since(t);
   t = std::chrono::steady_clock::now();
   std::vector<Sequence*> finished;
   {
     DAY18_NVTX_RANGE("ProcessOutputs");
     finished = scheduler_->process_outputs(f.out, tokens);
   }
-  rec.process_ms = ms(t);
-  rec.end_wall_s = now_s() - t0_;
-  const double prev_end = records_.empty() ? 0 : records_.back().end_wall_s;
-  // See StepRecord::wall_ms. The interval since the previous step's outputs holds the CPU work of
-  // the steps submitted since (ahead_ms_: in async mode the next step, whose compute on the CPU
-  // backend runs inside submit); this step's own was charged to an earlier interval.
-  rec.wall_ms = (rec.end_wall_s - prev_end) * 1e3 - ahead_ms_ +
-                (rec.scheduler_ms + rec.prepare_ms + rec.submit_ms) - rec.gpu.capture_ms;
-  ahead_ms_ = 0;
-  EngineMetrics& m = metrics_;
-  ++m.steps;
-  m.scheduler_ms += rec.scheduler_ms;
-  m.prepare_ms += rec.prepare_ms;
-  m.wait_ms += rec.wait_ms;
-  m.process_ms += rec.process_ms;
-  m.model_ms += rec.gpu.graph ? rec.gpu.compute_ms : rec.gpu.model_ms;
-  m.sampling_ms += rec.gpu.graph ? 0 : rec.gpu.sampling_ms;
-  m.h2d_ms += rec.gpu.h2d_ms;
-  m.d2h_ms += rec.gpu.d2h_ms;
-  for (const ScheduledSeq& s : f.out.seqs) {
-    (s.is_prefill ? m.prefill_tokens : m.decode_tokens) += s.num_tokens;
-    m.generated_tokens += s.do_sample ? 1 : 0;
-  }
-  (f.out.num_prefills > 0 ? m.prefill_wall_s : m.decode_wall_s) += rec.wall_ms / 1e3;
-  m.wall_s = rec.end_wall_s;
-  m.graph_replays = executor_->num_graph_replays();
-  m.graph_captures += rec.gpu.captured ? 1 : 0;
-  m.graph_capture_ms += rec.gpu.capture_ms;
-  // GPU busy over the whole run, and in the steady decode state.
-  if (first_compute_start_ < 0) first_compute_start_ = rec.compute_start;
-  last_compute_end_ = rec.compute_end;
-  busy_ms_ += rec.compute_end - rec.compute_start;
-  m.gpu_busy_fraction_all = last_compute_end_ > first_compute_start_
-                                ? busy_ms_ / (last_compute_end_ - first_compute_start_)
-                                : 1.0;
-  rec.steady_decode = decode_idle_.add(rec);
-  m.decode_steady_pairs = decode_idle_.pairs();
-  m.decode_gap_median_us = decode_idle_.median_gap_ms() * 1e3;
-  m.decode_idle_fraction = decode_idle_.idle_fraction();
-  m.gpu_busy_fraction = m.decode_steady_pairs > 0 ? 1 - m.decode_idle_fraction : 0;
-  records_.push_back(rec);
+  rec.process_ms = ms_since(t);
+  meter_.finished(rec, f.out, executor_->is_cuda() ? &executor_->events(f.prep.parity) : nullptr,
+                  executor_->num_graph_replays());
   return finished;
 }
 

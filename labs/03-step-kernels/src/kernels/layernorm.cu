@@ -1,0 +1,163 @@
+// generated from engine/kernels/layernorm.cu by scripts/make_labs.py (lab 03);
+// edit only inside the TODO regions.
+// RMSNorm and fused residual-add + RMSNorm.
+//
+// Versions, picked by the launcher as template arguments of rms_norm_kernel<T, V, VPT> and
+// fused_add_rms_norm_kernel<T, V, VPT> (V = elements of T per access):
+//   1. VPT > 0 (registers): hidden_size a multiple of the 16-byte vector width (V = 8 halves /
+//      4 floats) and at most 1024 * VPT vectors. Each thread loads its VPT vectors of the row
+//      into registers once, the block reduces the sum of squares, and the same registers are
+//      scaled and written: every byte of input is read exactly once from HBM. For hidden 8192
+//      fp16 that is 1024 threads x one 16-byte vector each; launch bounds ask for 2 resident
+//      blocks per SM (2048 threads, the H100 maximum) so that one block streams its loads while
+//      the other reduces.
+//   2. VPT == 0 (loop): any hidden size. Two passes over the row (the second pass hits L1/L2);
+//      V = 16-byte vectors when hidden allows it, else 1 (hidden 77, 1000, ...). Slower, always
+//      correct.
+// The math is fp32.
+// out and input are not __restrict__: the fused op writes its result over input.
+#include "engine/kernels/layernorm.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "engine/kernels/pdl.cuh"
+#include "engine/kernels/vec16.cuh"
+
+namespace day18::cuda {
+namespace {
+
+// N elements of T in one aligned 16-byte (or smaller, for N == 1) unit: a single LDG/STG.
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+template <typename T>
+constexpr int kVecWidth = 16 / sizeof(T);  // elements per 16-byte vector
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum of `v` over the block, returned to every thread. Warps reduce with shuffles, write one
+// partial each to shared memory, and after the barrier every warp re-reduces the partials (so no
+// second barrier is needed to broadcast the result). Called once per kernel: the scratch is not
+// reused after the barrier, so there is no write-after-read race.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int num_warps = (blockDim.x + 31) >> 5;
+  return warp_sum(lane < num_warps ? partial[lane] : 0.f);
+}
+
+// rms_norm, one CUDA block per token (row = blockIdx.x), V elements of T per access (a Pack):
+//   VPT > 0 (version 1): each thread keeps its VPT packs of the row in registers from the load
+//            to the write; the launcher gives enough threads that blockDim.x * VPT >= num_vecs;
+//   VPT == 0 (version 2): any blockDim.x; threads stride over the row twice (the second pass
+//            re-reads the row, from L1/L2).
+// out may be input (in place): every thread reads its elements before the barrier in block_sum
+// and writes only those same elements after it.
+template <typename T, int V, int VPT>
+__global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
+    rms_norm_kernel(T* out,                        // [num_tokens, hidden] (may be input)
+                    const T* input,                // [num_tokens, hidden]
+                    const T* __restrict__ weight,  // [hidden]
+                    int num_vecs,                  // hidden / V
+                    float inv_hidden, float eps) {
+  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
+  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
+  // sum of squares of the row in fp32 -> block_sum() (every thread must call it: it holds a
+  // barrier) -> inv_rms = rsqrtf(sum * inv_hidden + eps) -> out = x * inv_rms * w, rounded once.
+  // LAB 03 BEGIN norm_kernel [device]: fp32 sum of squares, block_sum, scale (about 20 lines)
+  // TODO lab 03 task 6: The rms_norm kernel: an fp32 block reduction (labs/03-step-kernels/README.md, Task 6)
+  // (device code: until this is written the kernel leaves its output untouched)
+  // LAB 03 END norm_kernel
+}
+
+// fused_add_rms_norm, the same mapping and versions as rms_norm_kernel. The sum input + residual
+// is rounded to T and stored in residual (the next layer's residual stream), and the norm is taken
+// of that stored value; the normalized row overwrites input. Each thread re-reads (version 2: from
+// residual) only the elements it wrote itself: no other thread's write is awaited, no race.
+template <typename T, int V, int VPT>
+__global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
+    fused_add_rms_norm_kernel(T* input,                      // [num_tokens, hidden] x -> normed
+                              T* residual,                   // [num_tokens, hidden] r -> x + r
+                              const T* __restrict__ weight,  // [hidden]
+                              int num_vecs, float inv_hidden, float eps) {
+  pdl_launch_dependents();  // a GEMV after the norm may start loading its weights
+  pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
+  // residual = T(x + r) stored, then rms_norm of the stored values written over input.
+  // LAB 03 BEGIN fused_add_norm_kernel [device]: residual += x (stored), norm it into input
+  // TODO lab 03 task 7: The fused_add_rms_norm kernel: residual += x, then the norm (labs/03-step-kernels/README.md, Task 7)
+  // (device code: until this is written the kernel leaves its output untouched)
+  // LAB 03 END fused_add_norm_kernel
+}
+
+int round_up_to_warp(int64_t n) {
+  return static_cast<int>((n + 31) / 32 * 32);
+}
+
+// Shared launcher of both ops. Grid: one block per token (blockIdx.x = token). Block: the
+// threads of that token's row; version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp
+// (<= 1024), version 2 min(1024, num_vecs rounded up to a warp) threads striding over the row.
+template <bool kFused>
+void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& residual,
+                     const Tensor& weight, double eps, cudaStream_t stream) {
+  const int64_t num_tokens = input.size(0), hidden = input.size(1);
+  if (num_tokens == 0 || hidden == 0) return;
+  const float inv_hidden = static_cast<float>(1.0 / static_cast<double>(hidden));
+  const float feps = static_cast<float>(eps);
+  const dim3 grid(static_cast<unsigned>(num_tokens));
+  dispatch_float(input.dtype(), [&]<typename T>() {
+    T* o = out.ptr<T>();
+    const T* x = input.ptr<T>();
+    T* r = kFused ? residual.ptr<T>() : nullptr;
+    const T* w = weight.ptr<T>();
+    // The fused op works in place: out is input.
+    auto go = [&]<int V, int VPT>(int threads, int64_t num_vecs) {
+      if constexpr (kFused)
+        launch_pdl(fused_add_rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, r, w,
+                   static_cast<int>(num_vecs), inv_hidden, feps);
+      else
+        launch_pdl(rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, x, w,
+                   static_cast<int>(num_vecs), inv_hidden, feps);
+      DAY18_CHECK_LAUNCH();
+    };
+    constexpr int V = kVecWidth<T>;
+    const bool vec_ok = hidden % V == 0 && aligned16(o) && aligned16(x) && aligned16(w) &&
+                        (!kFused || aligned16(r));
+    if (vec_ok) {
+      const int64_t num_vecs = hidden / V;
+      auto regs = [&]<int VPT>() {
+        go.template operator()<V, VPT>(round_up_to_warp((num_vecs + VPT - 1) / VPT), num_vecs);
+      };
+      if (num_vecs <= 1024) return regs.template operator()<1>();
+      if (num_vecs <= 2048) return regs.template operator()<2>();
+      if (num_vecs <= 4096) return regs.template operator()<4>();
+      return go.template operator()<V, 0>(1024, num_vecs);
+    }
+    go.template operator()<1, 0>(std::min(1024, round_up_to_warp(hidden)), hidden);
+  });
+}
+
+}  // namespace
+
+void rms_norm(const Tensor& out, const Tensor& input, const Tensor& weight, double eps,
+              cudaStream_t stream) {
+  launch_rms_norm<false>(out, input, Tensor(), weight, eps, stream);
+}
+
+void fused_add_rms_norm(const Tensor& input, const Tensor& residual, const Tensor& weight,
+                        double eps, cudaStream_t stream) {
+  // The normalized result overwrites input: out and input are the same buffer. Each element is
+  // read (into registers, or by the same thread in the loop version) before it is written.
+  launch_rms_norm<true>(input, input, residual, weight, eps, stream);
+}
+
+}  // namespace day18::cuda
