@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh: everything to check on a GPU machine in one command, for a build folder
 # made elsewhere (see docs/gpu.md): tests with REQUIRE_GPU=1, compute-sanitizer (memcheck,
-# racecheck, synccheck) over the GPU tests, the benchmarks as JSON, and the tour. Logs go to
+# racecheck, synccheck) over the GPU tests, the benchmarks as JSON, the tour, and every lab's
+# tables (scripts/lab solution NN and check NN, with timing against the engine). Logs go to
 # $OUT (or ./gpu_check_out); a summary table is printed last. About 5-8 minutes on an H100.
 #
 #   scripts/gpu_check.sh                      all stages
 #   scripts/gpu_check.sh tests bench          only these (info tests memcheck racecheck
-#                                             synccheck bench tour)
+#                                             synccheck bench tour labs)
 #
 # Environment:
 #   BUILD_DIR           build folder (default build-gpu)
@@ -34,7 +35,7 @@ SANITIZER_TIMEOUT="${SANITIZER_TIMEOUT:-100}"
 BENCH_FILTER="${BENCH_FILTER:-.}"
 BENCH_MIN_TIME="${BENCH_MIN_TIME:-0.2}"
 
-ALL_STAGES=(info tests memcheck racecheck synccheck bench tour)
+ALL_STAGES=(info tests memcheck racecheck synccheck bench tour labs)
 if [[ $# -gt 0 ]]; then STAGES=("$@"); else STAGES=("${ALL_STAGES[@]}"); fi
 for s in "${STAGES[@]}"; do
   [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || { echo "gpu_check: unknown stage '$s' (${ALL_STAGES[*]})" >&2; exit 2; }
@@ -165,6 +166,25 @@ stage_tour() {
   else record tour FAIL $((SECONDS - t)) "exit $rc: $(grep -m1 -E 'MISMATCH|error' "$OUT/tour.log")"; fi
 }
 
+# The learner-facing tables of every lab: the solution build, then the student build (which, in a
+# build configured with -DDAY18_LAB_SRC_ROOT=<labs filled with the engine's code>, shows the
+# solution's own timing ratio; with the committed stubs, what a fresh student build prints).
+stage_labs() {
+  banner "labs: scripts/lab solution NN and check NN for every lab (log: labs.log)"
+  local t=$SECONDS rc=0 id n=0
+  : >"$OUT/labs.log"
+  for id in $(ls -d labs/[0-9][0-9]-*/ 2>/dev/null | sed 's#labs/\([0-9][0-9]\).*#\1#'); do
+    for kind in solution check; do
+      python3 scripts/lab_runner.py --build "$BUILD" "$kind" "$id" >>"$OUT/labs.log" 2>&1 || rc=1
+    done
+    n=$((n + 1))
+  done
+  cp "$BUILD"/labs/results/*.json "$OUT/" 2>/dev/null || true
+  cat "$OUT/labs.log"
+  if [[ $rc == 0 ]]; then record labs ok $((SECONDS - t)) "$n labs: every table passed"
+  else record labs FAIL $((SECONDS - t)) "a lab table failed (labs.log)"; fi
+}
+
 : >"$OUT/sanitizer.log"
 for s in "${STAGES[@]}"; do
   case "$s" in
@@ -173,6 +193,7 @@ for s in "${STAGES[@]}"; do
     memcheck|racecheck|synccheck) stage_sanitizer "$s" ;;
     bench) stage_bench ;;
     tour) stage_tour ;;
+    labs) stage_labs ;;
   esac
 done
 [[ -s "$OUT/sanitizer.log" ]] || rm -f "$OUT/sanitizer.log"

@@ -154,8 +154,8 @@ def engine_files() -> dict[Path, tuple[list[str], list[Region]]]:
 def stub_lines(r: Region, task: Task, lab: Lab) -> list[str]:
     ind = r.indent
     readme = f"labs/{lab.id}-{lab.slug}/README.md"
-    out = [f"{ind}// TODO lab {r.lab} task {task.number}: {task.title} ({readme}, Task "
-           f"{task.number})\n"]
+    out = [f"{ind}// TODO lab {r.lab} task {task.number}: {task.title}\n",
+           f"{ind}// ({readme}, Task {task.number})\n"]
     if r.device:
         out.append(f"{ind}// (device code: until this is written the kernel leaves its output "
                    f"untouched)\n")

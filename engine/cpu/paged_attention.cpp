@@ -37,6 +37,10 @@ void paged_attention_impl(const Tensor& out, const Tensor& query, const Tensor& 
         for (int64_t d = 0; d < head_size; ++d) orow[d] = from_float<T>(static_cast<float>(fill));
         continue;
       }
+      // Query head h of token tok attends keys 0..ctx-1 of sequence s: key t sits in physical
+      // block bt[s][t / block_size], slot t % block_size, KV head h / group (GQA). Scores in
+      // double, the softmax with its max subtracted, then the weighted sum of the value rows.
+      // LAB 02 BEGIN cpu_reference: orow = softmax(scale * q . K^T) V for head h (about 30 lines)
       const int64_t kvh = h / group;
       const T* qrow = q + (tok * num_heads + h) * head_size;
       for (int64_t d = 0; d < head_size; ++d) qd[d] = to_float(qrow[d]);
@@ -63,6 +67,7 @@ void paged_attention_impl(const Tensor& out, const Tensor& query, const Tensor& 
       }
       for (int64_t d = 0; d < head_size; ++d)
         orow[d] = from_float<T>(static_cast<float>(acc[d] / sum));
+      // LAB 02 END cpu_reference
     }
   }
 }

@@ -10,6 +10,7 @@
 //
 // Each phase reads only what the phases before it left in shared memory and ends at a
 // __syncthreads(), so that it can be read, or deleted and rewritten, on its own.
+// (Lab 02, labs/02-paged-attention, has the three phases written by the learner.)
 //
 // What the optimized kernel (paged_attention.cu) does differently, and why it is faster: the
 // query heads of one KV group share a block (each K/V row is read once, not once per query head);
@@ -97,6 +98,7 @@ __global__ void __launch_bounds__(kNumThreads) paged_attention_readable_kernel(
   // Key t of the sequence sits at slot t % block_size of logical block t / block_size, which the
   // block table maps to a physical block of the cache. Threads take keys in a strided loop
   // (tid, tid + 128, ...); each computes its keys' dot products alone, in fp32.
+  // LAB 02 BEGIN qk [device]: s_logits[t] = scale * q . k_t for every key t < ctx (about 10 lines)
   for (int t = tid; t < ctx; t += kNumThreads) {
     const int64_t physical_block = block_table[t / block_size];
     const T* k =
@@ -106,12 +108,14 @@ __global__ void __launch_bounds__(kNumThreads) paged_attention_readable_kernel(
     for (int d = 0; d < head_size; ++d) dot = fmaf(s_q[d], to_float(k[d]), dot);
     s_logits[t] = scale * dot;
   }
+  // LAB 02 END qk
   __syncthreads();  // phase 2 reads logits that other threads wrote
 
   // ---- Phase 2: softmax, numerically stable: exp(logit - max) and the sum of those ----
   // Subtracting the max keeps every exp() <= 1 (no overflow), and the max itself contributes
   // exp(0) = 1, so the sum is >= 1. Both block-wide reductions go: each thread over its strided
   // keys, then within the warp by shuffles, then over the 4 warps through shared memory.
+  // LAB 02 BEGIN softmax [device]: max, p_t = exp(logit - max), sum into s_sum (about 25 lines)
   float max_logit = -FLT_MAX;
   for (int t = tid; t < ctx; t += kNumThreads) max_logit = fmaxf(max_logit, s_logits[t]);
   for (int offset = kWarpSize / 2; offset > 0; offset /= 2)
@@ -136,12 +140,14 @@ __global__ void __launch_bounds__(kNumThreads) paged_attention_readable_kernel(
     for (int w = 0; w < kNumWarps; ++w) total += s_red[w];
     s_sum = total;
   }
+  // LAB 02 END softmax
   __syncthreads();  // phase 3 reads s_sum and numerators that other threads wrote
 
   // ---- Phase 3: out = sum_t p_t * v_t / sum ----
   // Thread tid owns output dims tid, tid + 128, ... (two of them for head_size 256, none for the
   // threads past a smaller head) and walks every value row through the block table, as phase 1
   // did the keys; the 32 threads of a warp read 32 adjacent elements of one row (coalesced).
+  // LAB 02 BEGIN pv [device]: out_row[d] = sum_t s_logits[t] * v_t[d] / s_sum (about 12 lines)
   for (int d = tid; d < head_size; d += kNumThreads) {
     float acc = 0.f;
     for (int t = 0; t < ctx; ++t) {
@@ -153,6 +159,7 @@ __global__ void __launch_bounds__(kNumThreads) paged_attention_readable_kernel(
     }
     out_row[d] = from_float<T>(acc / s_sum);
   }
+  // LAB 02 END pv
 }
 
 // Static shared memory of the kernel (s_q, s_red, s_sum), as compiled: it shares the per-block

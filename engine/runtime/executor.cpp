@@ -60,21 +60,25 @@ void StepExecutor::enqueue_swaps(const SchedulerOutput& out, Slot& slot) {
 // ---- H2D: ONE copy of the packed staging. This parity's device buffer was last read by the
 // compute of two steps ago: wait for it before overwriting.
 void StepExecutor::enqueue_h2d(const PreparedStep& step, const void* staging, Slot& slot) {
+  // LAB 01 BEGIN h2d: wait for the buffer, h2d_start, ONE copy, h2d_done (about 6 lines)
   StepEvents& ev = *slot.ev;
   h2d_->wait(ev.compute_done);
   ev.h2d_start.record(*h2d_);
   DAY18_CUDA_CHECK(cudaMemcpyAsync(slot.dev_in.data(), staging, step.layout.bytes,
                                    cudaMemcpyHostToDevice, *h2d_));
   ev.h2d_done.record(*h2d_);
+  // LAB 01 END h2d
 }
 
 // ---- Compute: device-side waits only, then placeholders, forward + sampling (or graph replay).
 void StepExecutor::enqueue_compute(const PreparedStep& step, const PreparedStep* prev,
                                    bool has_swaps, Slot& slot) {
   StepEvents& ev = *slot.ev;
+  // LAB 01 BEGIN compute_wait: device-side waits for inputs, swaps, the last D2H (about 3 lines)
   compute_->wait(ev.h2d_done);                   // the inputs are on the device
   if (has_swaps) compute_->wait(ev.cache_done);  // the swapped-in blocks are in place
   compute_->wait(ev.d2h_done);  // the previous D2H of this parity's samples is done
+  // LAB 01 END compute_wait
   // A graph replay step: capture + instantiate + upload (first use of a bucket) happen HERE,
   // before compute_start is recorded, so the CPU time they take (tens of ms) is not counted in
   // this step's compute time (the event would otherwise stamp before the capture started).
@@ -115,18 +119,21 @@ void StepExecutor::enqueue_compute(const PreparedStep& step, const PreparedStep*
 
 // ---- D2H: the sampled tokens to pinned host, once the compute is done.
 void StepExecutor::enqueue_d2h(const PreparedStep& step, Slot& slot) {
+  // LAB 01 BEGIN d2h: wait for compute_done, samples to pinned host, d2h_done (about 6 lines)
   StepEvents& ev = *slot.ev;
   d2h_->wait(ev.compute_done);
   DAY18_CUDA_CHECK(cudaMemcpyAsync(slot.sampled_host.data(), slot.sampled_dev.data(),
                                    static_cast<size_t>(step.layout.num_rows) * sizeof(int32_t),
                                    cudaMemcpyDeviceToHost, *d2h_));
   ev.d2h_done.record(*d2h_);
+  // LAB 01 END d2h
 }
 
 // ---- CPU wait: on the step's last event only; every earlier stage is ordered before it.
 std::vector<int32_t> StepExecutor::wait(const PreparedStep& step, StepTimes* times) {
   if (!is_cuda()) return wait_cpu(step, times);
   Slot& slot = slots_[step.parity];
+  // LAB 01 BEGIN cpu_wait: wait on d2h_done only, then the step's times (about 14 lines)
   StepEvents& ev = *slot.ev;
   ev.d2h_done.synchronize();  // the only place the CPU waits for the GPU
   if (times) {
@@ -141,6 +148,7 @@ std::vector<int32_t> StepExecutor::wait(const PreparedStep& step, StepTimes* tim
     t.capture_ms = std::max(slot.capture_ms, 0.0);
     *times = t;
   }
+  // LAB 01 END cpu_wait
   return entry_tokens(step, slot.sampled_host.ptr<int32_t>());
 }
 

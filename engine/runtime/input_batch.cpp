@@ -155,10 +155,12 @@ PreparedStep InputBatch::prepare(const SchedulerOutput& out, const BlockManager&
         tok[t] = 0;
         p.feeds_from_device = true;
       }
+      // LAB 01 BEGIN slots: position, cache slot, row, context length of token t (about 4 lines)
       pos[t] = position;
       slot[t] = bm.slot(seq, position);
       sidx[t] = static_cast<int32_t>(i);
       ctx[t] = static_cast<int32_t>(position + 1);
+      // LAB 01 END slots
     }
     max_ctx = std::max(max_ctx, start + s.num_tokens);
     if (s.do_sample) {

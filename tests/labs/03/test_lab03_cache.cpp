@@ -241,9 +241,9 @@ void check_against_cpu(const CacheCase& c, DType dt, uint64_t seed) {
 
   Guarded kc = guarded_cache(shape, dt, Storage::device, seed + 1);
   Guarded vc = guarded_cache(shape, dt, Storage::device, seed + 2);
-  poison(kc);
-  poison(vc);
   Stream stream;
+  poison(kc, stream);  // on the op's stream: a non-blocking stream does not wait for stream 0
+  poison(vc, stream);
   reshape_and_cache(rows(kw_d, Device::cuda), rows(vw_d, Device::cuda), kc, vc, slots_d,
                     /*check_slots=*/true, stream);
   stream.synchronize();
@@ -310,9 +310,10 @@ TEST(Lab03_Task2_CacheKernel, PaddingSlotsLeaveTheCacheBitwiseUntouched) {
     OwnedTensor want_k = to_host(kc), want_v = to_host(vc);
     write_expected(want_k, key, slots);
     write_expected(want_v, value, slots);
+    OwnedTensor dkey = key.to(Storage::device), dvalue = value.to(Storage::device);
+    OwnedTensor dslots = i64_tensor(slots).to(Storage::device);
     Stream s;
-    reshape_and_cache(key.to(Storage::device), value.to(Storage::device), kc, vc,
-                      i64_tensor(slots).to(Storage::device), /*check_slots=*/true, s);
+    reshape_and_cache(dkey, dvalue, kc, vc, dslots, /*check_slots=*/true, s);
     s.synchronize();
     if (guards_intact(kc, vc))  // first: writes outside the caches are writes too
       ASSERT_TRUE(
@@ -336,11 +337,12 @@ TEST(Lab03_Task2_CacheKernel, BadSlotIsCountedAndWritesNothing) {
   OwnedTensor want_k = to_host(kc), want_v = to_host(vc);
   write_expected(want_k, key, {3, -1, -1, 5});
   write_expected(want_v, value, {3, -1, -1, 5});
+  OwnedTensor dkey = key.to(Storage::device), dvalue = value.to(Storage::device);
+  OwnedTensor dslots = i64_tensor(slots).to(Storage::device);
   std::string message;
   Stream s;
   try {
-    reshape_and_cache(key.to(Storage::device), value.to(Storage::device), kc, vc,
-                      i64_tensor(slots).to(Storage::device), /*check_slots=*/true, s);
+    reshape_and_cache(dkey, dvalue, kc, vc, dslots, /*check_slots=*/true, s);
   } catch (const InvalidArgument& e) {
     message = e.what();
   }

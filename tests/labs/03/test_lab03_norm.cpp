@@ -130,9 +130,10 @@ void check_norm(Rng& rng, DType dt, int64_t tokens, int64_t hidden, double eps =
   OwnedTensor want({tokens, hidden}, dt, Storage::host);
   poison(want);
   rms_norm(want, x, w, eps);
-  OwnedTensor dx = x.to(Storage::device), out({tokens, hidden}, dt, Storage::device);
+  OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+  OwnedTensor out({tokens, hidden}, dt, Storage::device);
   poison(out);
-  rms_norm(out, dx, w.to(Storage::device), eps);
+  rms_norm(out, dx, dw, eps);
   DAY18_CUDA_CHECK(cudaDeviceSynchronize());
   LAB_EXPECT_CLOSE(out.view(), want.view(), default_tolerance(dt));
   EXPECT_TRUE(testing::bitwise_equal(dx, x)) << "input was modified";
@@ -192,8 +193,8 @@ TEST(Lab03_Task6_NormKernel, OutputMayBeTheInputItself) {
     OwnedTensor w = rng.uniform_tensor({hidden}, DType::f16, 0.5, 1.5);
     OwnedTensor want({5, hidden}, DType::f16, Storage::host);
     rms_norm(want, x, w, 1e-6);
-    OwnedTensor dx = x.to(Storage::device);
-    rms_norm(dx, dx, w.to(Storage::device), 1e-6);
+    OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
+    rms_norm(dx, dx, dw, 1e-6);
     DAY18_CUDA_CHECK(cudaDeviceSynchronize());
     ASSERT_TRUE(lab03::wrote_something({{"out (= input)", dx, x, want}}));
     LAB_EXPECT_CLOSE(dx.view(), want.view(), default_tolerance(DType::f16));
@@ -227,10 +228,10 @@ void check_fused(Rng& rng, DType dt, int64_t tokens, int64_t hidden) {
   OwnedTensor x = rng.normal_tensor({tokens, hidden}, dt, 0.0, 1.0);
   OwnedTensor r = rng.normal_tensor({tokens, hidden}, dt, 0.0, 1.0);
   OwnedTensor w = rng.uniform_tensor({hidden}, dt, 0.5, 1.5);
-  OwnedTensor dx = x.to(Storage::device), dr = r.to(Storage::device);
+  OwnedTensor dx = x.to(Storage::device), dr = r.to(Storage::device), dw = w.to(Storage::device);
   OwnedTensor x0 = copy_of(x, Storage::host), r0 = copy_of(r, Storage::host);
   fused_add_rms_norm(x, r, w, 1e-6);  // your task 5, in place on the host tensors
-  fused_add_rms_norm(dx, dr, w.to(Storage::device), 1e-6);
+  fused_add_rms_norm(dx, dr, dw, 1e-6);
   DAY18_CUDA_CHECK(cudaDeviceSynchronize());
   ASSERT_TRUE(lab03::wrote_something({{"input", dx, x0, x}, {"residual", dr, r0, r}}));
   LAB_EXPECT_CLOSE(dr.view(), r.view(), Tolerance{});
@@ -260,23 +261,23 @@ TEST(Lab03_Task7_FusedAddNormKernel, OneTokenAndManyTokens) {
   }
 }
 
-TEST(Lab03_Task7_FusedAddNormKernel, NormIsTakenOfTheResidualRoundedToTheDtype) {
+TEST(Lab03_Task7_FusedAddNormKernel, ResidualIsStoredRoundedToTheDtype) {
   DAY18_REQUIRE_GPU();
   // fp16: 2048 + 1 is not representable (the spacing there is 2): the stored residual is 2048,
-  // and the norm must see 2048 too, exactly what the next layer will read.
+  // bit for bit what the CPU stores, and what the next layer will read.
   OwnedTensor x({1, 2}, DType::f16, Storage::host), r({1, 2}, DType::f16, Storage::host);
   OwnedTensor w({2}, DType::f16, Storage::host);
   host_set(x, 0, 2048), host_set(x, 1, 1);
   host_set(r, 0, 1), host_set(r, 1, 1);
   host_set(w, 0, 1), host_set(w, 1, 1);
-  OwnedTensor dx = x.to(Storage::device), dr = r.to(Storage::device);
+  OwnedTensor dx = x.to(Storage::device), dr = r.to(Storage::device), dw = w.to(Storage::device);
   OwnedTensor x0 = copy_of(x, Storage::host), r0 = copy_of(r, Storage::host);
   // residual [2048, 2]: mean of squares (2048^2 + 4) / 2, input = residual / rms.
   const double rms = std::sqrt((2048.0 * 2048.0 + 4.0) / 2.0 + 1e-6);
   OwnedTensor want_r({1, 2}, DType::f16, Storage::host), want_x({1, 2}, DType::f16, Storage::host);
   host_set(want_r, 0, 2048), host_set(want_r, 1, 2);
   host_set(want_x, 0, 2048 / rms), host_set(want_x, 1, 2 / rms);
-  fused_add_rms_norm(dx, dr, w.to(Storage::device), 1e-6);
+  fused_add_rms_norm(dx, dr, dw, 1e-6);
   DAY18_CUDA_CHECK(cudaDeviceSynchronize());
   ASSERT_TRUE(lab03::wrote_something({{"input", dx, x0, want_x}, {"residual", dr, r0, want_r}}));
   LAB_EXPECT_CLOSE(dr.view(), want_r.view(), Tolerance{});

@@ -174,9 +174,10 @@ void check_against_cpu(const RopeCase& c, DType dt, bool neox, uint64_t seed) {
                   {c.tokens, c.kv_heads, c.head_size}, {width, c.head_size, 1}, d);
   };
   rotary_embedding(pos, q_of(want, Device::cpu), k_of(want, Device::cpu), cs, c.head_size, neox);
+  OwnedTensor dpos = pos.to(Storage::device), dcs = cs.to(Storage::device);
   Stream s;
-  rotary_embedding(pos.to(Storage::device), q_of(got, Device::cuda), k_of(got, Device::cuda),
-                   cs.to(Storage::device), c.head_size, neox, /*check_positions=*/true, s);
+  rotary_embedding(dpos, q_of(got, Device::cuda), k_of(got, Device::cuda), dcs, c.head_size, neox,
+                   /*check_positions=*/true, s);
   s.synchronize();
   ASSERT_TRUE(lab03::wrote_something({{"query and key", got, before, want}}));
   LAB_EXPECT_CLOSE(got.view(), want.view(), default_tolerance(dt));
@@ -244,11 +245,11 @@ TEST(Lab03_Task4_RotaryKernel, BadPositionIsCountedAndLeavesItsTokenUntouched) {
   std::memcpy(static_cast<char*>(want_q.data()) + qrow, static_cast<char*>(q0.data()) + qrow, qrow);
   std::memcpy(static_cast<char*>(want_k.data()) + krow, static_cast<char*>(k0.data()) + krow, krow);
   OwnedTensor dq = q.to(Storage::device), dk = k.to(Storage::device);
+  OwnedTensor dpos = i64_tensor({3, 64, 7}).to(Storage::device), dcs = cs.to(Storage::device);
   std::string message;
   Stream s;
   try {
-    rotary_embedding(i64_tensor({3, 64, 7}).to(Storage::device), dq, dk, cs.to(Storage::device),
-                     128, true, /*check_positions=*/true, s);
+    rotary_embedding(dpos, dq, dk, dcs, 128, true, /*check_positions=*/true, s);
   } catch (const InvalidArgument& e) {
     message = e.what();
   }

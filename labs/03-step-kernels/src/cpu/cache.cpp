@@ -15,7 +15,8 @@ void reshape_and_cache(const Tensor& key, const Tensor& value, const Tensor& key
   // block = slot / block_size and offset = slot % block_size; slot -1 is a padding token: skip it.
   // key's token stride may exceed num_kv_heads * head_size (a view into the fused qkv output).
   // LAB 03 BEGIN cache_cpu: each token's K/V rows into its slot; skip -1 (about 20 lines)
-  // TODO lab 03 task 1: reshape_and_cache on the CPU (the oracle) (labs/03-step-kernels/README.md, Task 1)
+  // TODO lab 03 task 1: reshape_and_cache on the CPU (the oracle)
+  // (labs/03-step-kernels/README.md, Task 1)
   throw ::day18::LabNotImplemented("03", 1, "cache_cpu", "labs/03-step-kernels/README.md");
   // LAB 03 END cache_cpu
 }

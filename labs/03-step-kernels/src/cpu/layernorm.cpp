@@ -15,7 +15,8 @@ template <typename T>
 void normalize_row(T* out, const std::vector<double>& x, const T* w, double eps) {
   // mean of squares in double, inv_rms = 1 / sqrt(mean + eps), out[j] = x[j] * inv_rms * w[j]
   // LAB 03 BEGIN norm_cpu: RMSNorm of one row, in double (about 6 lines)
-  // TODO lab 03 task 5: RMSNorm on the CPU (labs/03-step-kernels/README.md, Task 5)
+  // TODO lab 03 task 5: RMSNorm on the CPU
+  // (labs/03-step-kernels/README.md, Task 5)
   throw ::day18::LabNotImplemented("03", 5, "norm_cpu", "labs/03-step-kernels/README.md");
   // LAB 03 END norm_cpu
 }

@@ -30,7 +30,8 @@ void rotate_head(const Tensor& src, int64_t src_row, const Tensor& dst, int64_t 
   // offsets within the row. c = cos_sin_cache[cs_row + i], s = cos_sin_cache[cs_row + half + i]:
   //   x1' = x1 c - x2 s,   x2' = x2 c + x1 s    (read with host_get, write with host_set)
   // LAB 03 BEGIN rotary_cpu: rotate the half = rot_dim/2 pairs of one head (about 10 lines)
-  // TODO lab 03 task 3: Rotary embedding on the CPU: neox and gptj pairs (labs/03-step-kernels/README.md, Task 3)
+  // TODO lab 03 task 3: Rotary embedding on the CPU: neox and gptj pairs
+  // (labs/03-step-kernels/README.md, Task 3)
   throw ::day18::LabNotImplemented("03", 3, "rotary_cpu", "labs/03-step-kernels/README.md");
   // LAB 03 END rotary_cpu
 }

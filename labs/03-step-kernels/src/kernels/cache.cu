@@ -54,7 +54,8 @@ __global__ void reshape_and_cache_kernel(
   // Slot -1: write nothing. Any other slot outside [0, num_slots): write nothing, and call
   // record_bad_index(errors, t) from one thread of the token (c == 0).
   // LAB 03 BEGIN cache_kernel [device]: grid-stride over tokens, block-stride over chunks
-  // TODO lab 03 task 2: The reshape_and_cache kernel (labs/03-step-kernels/README.md, Task 2)
+  // TODO lab 03 task 2: The reshape_and_cache kernel
+  // (labs/03-step-kernels/README.md, Task 2)
   // (device code: until this is written the kernel leaves its output untouched)
   // LAB 03 END cache_kernel
 }

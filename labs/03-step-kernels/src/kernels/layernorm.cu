@@ -75,7 +75,8 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
   // sum of squares of the row in fp32 -> block_sum() (every thread must call it: it holds a
   // barrier) -> inv_rms = rsqrtf(sum * inv_hidden + eps) -> out = x * inv_rms * w, rounded once.
   // LAB 03 BEGIN norm_kernel [device]: fp32 sum of squares, block_sum, scale (about 20 lines)
-  // TODO lab 03 task 6: The rms_norm kernel: an fp32 block reduction (labs/03-step-kernels/README.md, Task 6)
+  // TODO lab 03 task 6: The rms_norm kernel: an fp32 block reduction
+  // (labs/03-step-kernels/README.md, Task 6)
   // (device code: until this is written the kernel leaves its output untouched)
   // LAB 03 END norm_kernel
 }
@@ -94,7 +95,8 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
   pdl_wait_primary();       // launched with PDL: the input is the previous kernel's output
   // residual = T(x + r) stored, then rms_norm of the stored values written over input.
   // LAB 03 BEGIN fused_add_norm_kernel [device]: residual += x (stored), norm it into input
-  // TODO lab 03 task 7: The fused_add_rms_norm kernel: residual += x, then the norm (labs/03-step-kernels/README.md, Task 7)
+  // TODO lab 03 task 7: The fused_add_rms_norm kernel: residual += x, then the norm
+  // (labs/03-step-kernels/README.md, Task 7)
   // (device code: until this is written the kernel leaves its output untouched)
   // LAB 03 END fused_add_norm_kernel
 }

@@ -94,7 +94,8 @@ __global__ void rotary_kernel(const RotaryArgs a) {
   // (rotate()). Pair i is (i, i + rot_dim/2) for neox, (2i, 2i + 1) for gptj. Position outside
   // [0, max_position): touch nothing, record_bad_index(a.errors, token) from one thread.
   // LAB 03 BEGIN rotary_kernel [device]: rotate the token's pairs (about 30 lines)
-  // TODO lab 03 task 4: The rotary embedding kernel (both styles) (labs/03-step-kernels/README.md, Task 4)
+  // TODO lab 03 task 4: The rotary embedding kernel (both styles)
+  // (labs/03-step-kernels/README.md, Task 4)
   // (device code: until this is written the kernel leaves its output untouched)
   // LAB 03 END rotary_kernel
 }
