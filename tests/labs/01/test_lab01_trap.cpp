@@ -75,9 +75,10 @@ TEST(Lab01_Trap, APageableCopyBlocksTheHostAndDoesNotOverlapTheNextKernel) {
   EXPECT_LT(pin.call_ms, 0.25 * pin.copy_ms);
   EXPECT_LT(pin.kernel_start_ms, 0.25 * pin.copy_ms);
   EXPECT_GT(pin.overlap_ms, 0.5 * pin.copy_ms);
-  // Pageable: the host is held in the call for most of the copy, so the kernel starts late.
-  EXPECT_GT(pag.call_ms, 0.5 * pag.copy_ms);
-  EXPECT_GT(pag.kernel_start_ms, 0.5 * pag.copy_ms);
+  // Pageable: the host is held in the call for much of the copy, so the kernel starts late (the
+  // margins are wide on purpose: how much the driver stages ahead varies).
+  EXPECT_GT(pag.call_ms, 0.25 * pag.copy_ms);
+  EXPECT_GT(pag.kernel_start_ms, 0.25 * pag.copy_ms);
   EXPECT_GT(pag.kernel_start_ms, 4 * pin.kernel_start_ms + 1.0);
 }
 

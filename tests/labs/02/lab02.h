@@ -114,13 +114,16 @@ inline void expect_golden(const std::string& name, DType dt, Device device) {
        {"query", "key_cache", "value_cache", "block_tables", "seq_idx", "context_lens"})
     io.put(in, f.at(std::string("in.") + in));
   const Tensor& expected = f.at("out.out");
-  poison(io.emplace("out", expected.sizes(), expected.dtype()));  // run_op reuses it
+  const Tensor& out = io.emplace("out", expected.sizes(), expected.dtype());  // run_op reuses it
+  const OpDef& op = OpRegistry::instance().find("paged_attention");
   if (device == Device::cuda) {
     Stream s;
-    run_op(OpRegistry::instance().find("paged_attention"), io, attrs, s);
+    poison(out, s);  // on the op's stream: the launch comes after it
+    run_op(op, io, attrs, s);
     s.synchronize();
   } else {
-    run_op(OpRegistry::instance().find("paged_attention"), io, attrs);  // (a Stream needs a GPU)
+    poison(out);
+    run_op(op, io, attrs);  // (creating a Stream needs a GPU)
   }
   LAB_EXPECT_CLOSE(io.get("out"), expected, scaled(default_tolerance(dt), 2.0));
 }

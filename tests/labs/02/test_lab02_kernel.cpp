@@ -88,13 +88,14 @@ TEST(Lab02_Task2_Qk, PrefillTokensAttendOnlyToTheirOwnPrefix) {
 
 TEST(Lab02_Task3_Softmax, StableForLogitsAbove80) {
   // Query head 0's logits are 80..98: expf(88.8) is already inf in fp32, so without the max
-  // subtracted head 0 gets inf / inf = NaN (the other heads see the logits / 16).
+  // subtracted head 0 gets inf / inf = NaN (the other heads see the logits / 16). Head 64
+  // (scale 1/8, a power of two) keeps these logits exact in every dtype.
   DAY18_REQUIRE_GPU();
   std::vector<double> logits(200);
   for (size_t t = 0; t < logits.size(); ++t) logits[t] = 80.0 + static_cast<double>(t % 7) * 3;
   for (DType dt : kDtypes) {
     SCOPED_TRACE(dtype_name(dt));
-    const Problem p = crafted(dt, Shape{8, 2, 128, 16}, logits, value_of, /*damped=*/true);
+    const Problem p = crafted(dt, Shape{8, 2, 64, 16}, logits, value_of, /*damped=*/true);
     const OwnedTensor got = run_kernel(p);
     LAB_EXPECT_CLOSE(got, expected(p), default_tolerance(dt));
     LAB_EXPECT_CLOSE(got, run_optimized(p), default_tolerance(dt));
@@ -108,7 +109,7 @@ TEST(Lab02_Task3_Softmax, StableForLogitsBelowMinus200) {
   for (size_t t = 0; t < logits.size(); ++t) logits[t] = -200.0 - static_cast<double>(t % 5);
   for (DType dt : kDtypes) {
     SCOPED_TRACE(dtype_name(dt));
-    const Problem p = crafted(dt, Shape{8, 2, 128, 16}, logits, value_of, /*damped=*/true);
+    const Problem p = crafted(dt, Shape{8, 2, 64, 16}, logits, value_of, /*damped=*/true);
     LAB_EXPECT_CLOSE(run_kernel(p), expected(p), default_tolerance(dt));
   }
 }
@@ -139,7 +140,7 @@ TEST(Lab02_Task3_Softmax, LargestLogitInTheLastWarpStillSetsTheMax) {
   logits[100] = 100.0;
   for (DType dt : kDtypes) {
     SCOPED_TRACE(dtype_name(dt));
-    const Problem p = crafted(dt, Shape{8, 2, 128, 16}, logits, value_of, /*damped=*/true);
+    const Problem p = crafted(dt, Shape{8, 2, 64, 16}, logits, value_of, /*damped=*/true);
     LAB_EXPECT_CLOSE(run_kernel(p), expected(p), default_tolerance(dt));
   }
 }
