@@ -208,7 +208,10 @@ def report(lab: ml.Lab, rows: list[dict], timings_mine: dict, timings_ref: dict,
             ok = task_ok.get(r.get("task", 0), False) or kind == "solution"
             if not ok:
                 sc = 0.0  # a wrong result scores zero whatever its time
-            if ratio is not None and kind != "solution":
+            scored = not key.startswith("lane:")  # lanes are a picture (scripts/lab plot 01)
+            if not scored:
+                sc = 0.0
+            if ratio is not None and kind != "solution" and scored:
                 max_points += 10
                 total_points += 10 * sc
             pct = f"{r['pct_of_p']:.0f}%" if r.get("pct_of_p") else "-"

@@ -39,7 +39,9 @@ inline constexpr int64_t kBlockSize = 16;
 // the same model on the CPU backend as the reference.
 class StepRig {
  public:
-  explicit StepRig(int64_t num_cpu_blocks = 32);
+  // Up to 8 sequences; room in the GPU pool for all of them at max_model_len.
+  explicit StepRig(int64_t num_cpu_blocks = 32, int64_t max_model_len = 128,
+                   int64_t max_num_tokens = 64);
   ~StepRig();  // waits for the device: nothing may still read the buffers it frees
 
   // A new running sequence holding `prompt`, with GPU blocks for it.

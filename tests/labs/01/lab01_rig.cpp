@@ -6,12 +6,12 @@
 
 namespace day18::lab01 {
 
-StepRig::StepRig(int64_t num_cpu_blocks) {
-  lim_.max_num_tokens = 64;
+StepRig::StepRig(int64_t num_cpu_blocks, int64_t max_model_len, int64_t max_num_tokens) {
+  lim_.max_num_tokens = max_num_tokens;
   lim_.max_num_seqs = 8;
-  lim_.max_model_len = 128;
+  lim_.max_model_len = max_model_len;
   lim_.kv.block_size = kBlockSize;
-  lim_.kv.num_blocks = 64;
+  lim_.kv.num_blocks = 8 * lim_.max_blocks_per_seq();
   gpu_ = std::make_unique<LlamaModel>(
       LlamaModel::from_preset("tiny", DType::f32, Device::cuda, /*seed=*/0, lim_));
   RuntimeLimits ref = lim_;  // one sequence at a time, recomputed from position 0

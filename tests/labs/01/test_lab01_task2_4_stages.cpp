@@ -10,8 +10,12 @@
 //   held swap-in        -> the compute must not finish (it waits on cache_done)
 // How a test holds the H2D or the swaps: they wait (device-side) on the last compute_done of a
 // parity; the test records that event itself behind its gate.
+// Every held step follows an unheld one of the same shape on the same rig: the first step of a
+// shape may do one-off set-up that waits for the device (a lazily created buffer), and behind a
+// closed gate that wait would last until the gate's timeout.
 // Every test runs whole steps, so tasks 1-5 must all be written before any of them passes.
 #include <algorithm>
+#include <chrono>
 #include <iostream>
 
 #include "tests/labs/01/lab01.h"
@@ -30,27 +34,31 @@ TEST(Lab01_Task2_H2d, TheStagingMayBeRewrittenOnceH2dDoneHasFired) {
   // h2d_done is the promise that the pinned staging has been read: the CPU rewrites it for the
   // step after next as soon as the event has fired. The copy must be on the h2d stream, between
   // h2d_start and h2d_done, and must not wait for the compute stream's work.
-  StepRig rig;
-  const auto xs = rig.add_random(4, 12, 101);
-  const std::vector<int32_t> want = rig.reference_next(xs);
+  // A big step (8 x 2048 tokens, 512 KiB of inputs, a copy of about 10 us).
+  StepRig rig(/*num_cpu_blocks=*/0, /*max_model_len=*/2048, /*max_num_tokens=*/16384);
+  const auto xs = rig.add_random(8, 2048, 101);
   const SchedulerOutput out = rig.next_step(xs);
-  const PreparedStep p = rig.prepare(out, 0);
-  // What the step would sample from the rewritten staging: must differ, or the test proves nothing.
-  std::vector<Sequence> other(xs.size());
-  std::vector<Sequence*> other_ptrs;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    for (int32_t t : xs[i]->prompt) other[i].prompt.push_back((t + 1) % rig.vocab());
-    other_ptrs.push_back(&other[i]);
-  }
-  ASSERT_NE(rig.reference_next(other_ptrs), want) << "test setup: pick another seed";
+  auto bump = [&](const PreparedStep& p) {  // other valid token ids in the staging
+    int32_t* staged = rig.staged_tokens(p);
+    for (int64_t t = 0; t < p.layout.num_tokens; ++t)
+      staged[t] = static_cast<int32_t>((staged[t] + 1) % rig.vocab());
+  };
+  // The step's tokens with nothing in the way, and with the staging rewritten BEFORE submit
+  // (they must differ, or this test proves nothing). Prefills: each run rewrites all the K/V.
+  PreparedStep p = rig.prepare(out, 0);
+  rig.submit(out, p);
+  const std::vector<int32_t> want = rig.wait(p);
+  p = rig.prepare(out, 1);
+  bump(p);
+  rig.submit(out, p);
+  ASSERT_NE(rig.wait(p), want) << "test setup: pick another seed";
 
+  p = rig.prepare(out, 0);
   Gate gate;
   gate.close_on(rig.exec().compute_stream());  // the compute stream is busy "with step N-1"
   rig.submit(out, p);
   const bool h2d_done = completes_within(rig.exec().events(p.parity).h2d_done, 2000);
-  int32_t* staged = rig.staged_tokens(p);
-  for (int64_t t = 0; t < p.layout.num_tokens; ++t)
-    staged[t] = static_cast<int32_t>((staged[t] + 1) % rig.vocab());
+  bump(p);
   gate.open();
   const std::vector<int32_t> got = rig.wait(p);
   EXPECT_TRUE(h2d_done) << "h2d_done did not fire within 2 s while the compute stream was busy: "
@@ -66,6 +74,7 @@ TEST(Lab01_Task2_H2d, TheCopyWaitsUntilItsParityBufferIsFree) {
   // (device-side) on its compute_done before overwriting it. The test stands in for that compute:
   // it records the parity's compute_done behind its gate.
   StepRig rig;
+  rig.run_step(rig.add_random(4, 12, 201), 0);  // unheld first: see the file's header
   const auto xs = rig.add_random(4, 12, 202);
   const std::vector<int32_t> want = rig.reference_next(xs);
   const SchedulerOutput out = rig.next_step(xs);
@@ -75,6 +84,8 @@ TEST(Lab01_Task2_H2d, TheCopyWaitsUntilItsParityBufferIsFree) {
   gate.close_on(side);
   rig.exec().events(p.parity).compute_done.record(side);
   rig.submit(out, p);
+  ASSERT_FALSE(gate.timed_out()) << "submit() returned only when the test's gate timed out: the "
+                                    "CPU waited for the held H2D (a host wait in submit())";
   const bool copied_early = completes_within(rig.exec().events(p.parity).h2d_done, 300);
   gate.open();
   const std::vector<int32_t> got = rig.wait(p);
@@ -162,6 +173,7 @@ TEST(Lab01_Task3_ComputeWait, ASwappedInSequenceIsReadOnlyAfterItsSwapIn) {
   StepRig rig(/*num_cpu_blocks=*/16);
   const auto xs = rig.add_random(4, 12, 405);
   rig.run_step(xs, 0);
+  rig.run_step(xs, 1);  // a decode too, unheld: one-off set-up of the decode path happens here
   SchedulerOutput b;
   std::vector<std::pair<int64_t, int64_t>> swap_out, swap_in;
   for (Sequence* x : xs)
@@ -183,7 +195,14 @@ TEST(Lab01_Task3_ComputeWait, ASwappedInSequenceIsReadOnlyAfterItsSwapIn) {
   Gate gate;
   gate.close_on(side);
   rig.exec().events(pb.parity).compute_done.record(side);  // holds C's swaps
+  const auto t0 = std::chrono::steady_clock::now();
   rig.submit(c, pc);
+  const double submit_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(gate.timed_out())
+      << "submit() returned only when the test's gate timed out (" << submit_ms
+      << " ms): the CPU waited for the held swaps. The compute stream's waits are device-side "
+         "(compute stream .wait(event)), never event.synchronize()";
   const bool computed_early = completes_within(rig.exec().events(pc.parity).compute_done, 300);
   gate.open();
   const std::vector<int32_t> got = rig.wait(pc);
