@@ -379,7 +379,10 @@ def configure_mutant_build(build: Path, src_root: Path) -> Path:
         cmd = ["cmake", "-S", str(ROOT), "-B", str(mb), "-G", "Ninja",
                f"-DDAY18_LAB_SRC_ROOT={src_root}", "-DDAY18_BUILD_BENCHMARKS=OFF"] + [
             f"-D{k}={v}" for k, v in cache.items()]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        if p.returncode != 0:
+            print(p.stdout[-2000:] + p.stderr[-3000:])
+            die(f"configuring the mutant build in {mb} failed (output above)")
     return mb
 
 
@@ -395,6 +398,8 @@ def build_target(mb: Path, target: str) -> bool:
 def cmd_mutate(args, labs, build: Path) -> int:
     ids = [get_lab(labs, args.lab).id] if args.lab else list(labs)
     src_root = build / "labs" / "mutants-src"
+    for lab in labs.values():  # every lab needs sources to configure: the solution, to start
+        ml.fill(labs, lab.id, src_root / f"{lab.id}-{lab.slug}" / "src", None)
     mb = configure_mutant_build(build, src_root)
     bad = 0
     for lab_id in ids:
