@@ -29,7 +29,14 @@ int main(int argc, char** argv) {
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
   day18::cli::Runner generate = day18::cli::add_generate_command(app);
   day18::cli::Runner run = day18::cli::add_run_command(app);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other command-line error exits 2, like day18::Error
+    // (CLI11 would return its own codes, 105 and up), and names the flag and the value given.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
   try {
     day18::set_default_paged_attention_version(day18::parse_paged_attention_version(paged_attention));
     if (app.got_subcommand("tour")) return tour();

@@ -15,6 +15,7 @@
 #include "engine/cli/commands.h"
 #include "engine/core/build_info.h"
 #include "engine/core/rng.h"
+#include "engine/profiling/stats.h"
 #include "engine/runtime/engine.h"
 
 namespace day18::cli {
@@ -235,10 +236,7 @@ int run(const RunOptions& o) {
     for (const StepRecord& r : engine.records())
       if (r.num_prefills == 0) by_bs[r.num_seqs].push_back(r.gpu.compute_ms);
     nlohmann::json steps = nlohmann::json::object();
-    for (auto& [bs, v] : by_bs) {
-      std::sort(v.begin(), v.end());
-      steps[std::to_string(bs)] = v[v.size() / 2];
-    }
+    for (auto& [bs, v] : by_bs) steps[std::to_string(bs)] = summarize(std::move(v)).median;
     j["decode_step_ms_by_batch"] = steps;
     std::ofstream(o.json) << j.dump(2) << "\n";
     std::printf("wrote %s\n", o.json.c_str());

@@ -316,5 +316,28 @@ TEST(Day18Kernel, MissingArgumentsAreNamed) {
   EXPECT_NE(r.output.find("name an op"), std::string::npos) << r.output;
 }
 
+TEST(Day18Cli, UnknownPagedAttentionVersionNamesTheFlagAndTheValue) {
+  DAY18_NEED_BINARY();
+  Ran r = run_day18("--paged-attention bogus tour");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--paged-attention: bogus not in {auto,v1,v2,readable}"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Day18Cli, UnknownSubcommandExitsWithCode2) {
+  DAY18_NEED_BINARY();
+  Ran r = run_day18("no_such_command");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("A subcommand is required"), std::string::npos) << r.output;
+}
+
+TEST(Day18Cli, HelpExitsWithCode0) {
+  DAY18_NEED_BINARY();
+  Ran r = run_day18("--help");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("--paged-attention"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace day18
