@@ -2,12 +2,13 @@
 # scripts/gpu_check.sh: everything to check on a GPU machine in one command, for a build folder
 # made elsewhere (see docs/gpu.md): tests with REQUIRE_GPU=1, compute-sanitizer (memcheck,
 # racecheck, synccheck) over the GPU tests, the benchmarks as JSON, the tour, and every lab's
-# tables (scripts/lab solution NN and check NN, with timing against the engine). Logs go to
+# tables (scripts/lab solution NN and check NN, with timing against the engine) and the labs' device
+# mutations built elsewhere (scripts/lab mutate NN --save .gpu/mutants). Logs go to
 # $OUT (or ./gpu_check_out); a summary table is printed last. About 5-8 minutes on an H100.
 #
 #   scripts/gpu_check.sh                      all stages
 #   scripts/gpu_check.sh tests bench          only these (info tests memcheck racecheck
-#                                             synccheck bench tour labs)
+#                                             synccheck bench tour labs mutants)
 #
 # Environment:
 #   BUILD_DIR           build folder (default build-gpu)
@@ -16,6 +17,7 @@
 #   SANITIZER_TIMEOUT   seconds per sanitizer tool and test binary (default 100)
 #   BENCH_FILTER        benchmark regex (default: all)
 #   BENCH_MIN_TIME      seconds per benchmark (default 0.2)
+#   MUTANTS_DIR         saved mutant test binaries (default .gpu/mutants)
 #   GPU_SLUG            results folder name under reference/results (default from the GPU name)
 set -uo pipefail
 
@@ -35,7 +37,7 @@ SANITIZER_TIMEOUT="${SANITIZER_TIMEOUT:-100}"
 BENCH_FILTER="${BENCH_FILTER:-.}"
 BENCH_MIN_TIME="${BENCH_MIN_TIME:-0.2}"
 
-ALL_STAGES=(info tests memcheck racecheck synccheck bench tour labs)
+ALL_STAGES=(info tests memcheck racecheck synccheck bench tour labs mutants)
 if [[ $# -gt 0 ]]; then STAGES=("$@"); else STAGES=("${ALL_STAGES[@]}"); fi
 for s in "${STAGES[@]}"; do
   [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || { echo "gpu_check: unknown stage '$s' (${ALL_STAGES[*]})" >&2; exit 2; }
@@ -174,6 +176,10 @@ stage_labs() {
   local t=$SECONDS rc=0 id n=0
   : >"$OUT/labs.log"
   for id in $(ls -d labs/[0-9][0-9]-*/ 2>/dev/null | sed 's#labs/\([0-9][0-9]\).*#\1#'); do
+    if [[ ! -x "$BUILD/labs/test_lab${id}_solution" ]]; then  # a lab newer than this build
+      echo "lab $id: not in $BUILD (no labs/test_lab${id}_solution): skipped" >>"$OUT/labs.log"
+      continue
+    fi
     for kind in solution check; do
       python3 scripts/lab_runner.py --build "$BUILD" "$kind" "$id" >>"$OUT/labs.log" 2>&1 || rc=1
     done
@@ -185,6 +191,25 @@ stage_labs() {
   else record labs FAIL $((SECONDS - t)) "a lab table failed (labs.log)"; fi
 }
 
+# Device mutations, prebuilt here (scripts/lab --build build-gpu mutate NN --device-only --save
+# .gpu/mutants):
+# every saved lab's solution passes and each mutation is caught, with REQUIRE_GPU=1 so that a
+# mutation whose tests all skip counts as missed.
+stage_mutants() {
+  local dir="${MUTANTS_DIR:-$ROOT/.gpu/mutants}" t=$SECONDS rc=0 id n=0
+  banner "mutants: scripts/lab mutate NN --prebuilt $dir (log: mutants.log)"
+  : >"$OUT/mutants.log"
+  if [[ ! -d "$dir" ]]; then record mutants skipped 0 "no $dir (make it with mutate --save)"; return; fi
+  for id in $(ls "$dir" | sed -n 's/^test_lab\([0-9][0-9]\)__solution$/\1/p'); do
+    REQUIRE_GPU=1 python3 scripts/lab_runner.py --build "$BUILD" mutate "$id" --device-only --prebuilt "$dir" \
+      >>"$OUT/mutants.log" 2>&1 || rc=1
+    n=$((n + 1))
+  done
+  cat "$OUT/mutants.log"
+  if [[ $rc == 0 ]]; then record mutants ok $((SECONDS - t)) "$n labs: every mutation caught"
+  else record mutants FAIL $((SECONDS - t)) "a mutation was missed or a solution failed (mutants.log)"; fi
+}
+
 : >"$OUT/sanitizer.log"
 for s in "${STAGES[@]}"; do
   case "$s" in
@@ -194,6 +219,7 @@ for s in "${STAGES[@]}"; do
     bench) stage_bench ;;
     tour) stage_tour ;;
     labs) stage_labs ;;
+    mutants) stage_mutants ;;
   esac
 done
 [[ -s "$OUT/sanitizer.log" ]] || rm -f "$OUT/sanitizer.log"

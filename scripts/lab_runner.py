@@ -10,7 +10,8 @@
                            file is saved under <build>/labs/backup/
   run NN -- ARGS           the day18 executable linked with your code (e.g. run 02 -- tour)
   plot NN                  the lab's figure from your last `check` beside the engine's
-  mutate NN [--cpu-only]   build the lab with each deliberately wrong solution of
+  mutate NN [--cpu-only | --device-only]
+                           build the lab with each deliberately wrong solution of
                            tests/labs/NN/mutations.json and check that its tests fail
          [--save DIR]      ...and keep each variant's test binary in DIR; then, on a GPU
          [--prebuilt DIR]  machine, run those binaries without compiling anything
@@ -475,6 +476,8 @@ def cmd_mutate(args, labs, build: Path) -> int:
         for m in ml.load_mutations(lab.id):
             if args.cpu_only and not m.get("cpu", False):
                 continue
+            if getattr(args, "device_only", False) and m.get("cpu", False):
+                continue  # CI catches the CPU mutations; a GPU run needs only the device ones
             name = f"{m['task']}/{m['name']}"
             binary = bins.get(lab, name)
             if binary is None:
@@ -548,6 +551,8 @@ def main() -> int:
     p = sub.add_parser("mutate")
     p.add_argument("lab", nargs="?")
     p.add_argument("--cpu-only", action="store_true")
+    p.add_argument("--device-only", action="store_true",
+                   help="only the mutations that need a GPU (what --save is for)")
     p.add_argument("--save", type=Path, metavar="DIR",
                    help="also keep every variant's test binary in DIR (to run on a GPU machine)")
     p.add_argument("--prebuilt", type=Path, metavar="DIR",
