@@ -212,7 +212,9 @@ def report(lab: ml.Lab, rows: list[dict], timings_mine: dict, timings_ref: dict,
             ok = task_ok.get(r.get("task", 0), False) or kind == "solution"
             if not ok:
                 sc = 0.0  # a wrong result scores zero whatever its time
-            scored = not key.startswith("lane:")  # lanes are a picture (scripts/lab plot 01)
+            # Not scored: lanes are a picture (scripts/lab plot 01); optimized_* rows time the
+            # engine's optimized kernel beside yours, for comparison, in both builds.
+            scored = not key.startswith(("lane:", "optimized_"))
             if not scored:
                 sc = 0.0
             if ratio is not None and kind != "solution" and scored:
@@ -222,8 +224,11 @@ def report(lab: ml.Lab, rows: list[dict], timings_mine: dict, timings_ref: dict,
             print(f"  {key:<44} {r['median_ms'] * 1e3:>8.1f}us "
                   f"{(ref['median_ms'] * 1e3 if ref else float('nan')):>8.1f}us "
                   f"{(f'{ratio:.2f}x' if ratio is not None else '-'):>6} {pct:>7}  "
-                  f"{(f'{sc * 10:.1f}/10' if kind != 'solution' else '')}"
-                  + ("" if ok else "  (not scored: the task's tests fail)"))
+                  f"{(f'{sc * 10:.1f}/10' if kind != 'solution' and scored else '')}"
+                  + ("" if ok else "  (not scored: the task's tests fail)")
+                  + ("" if scored or kind == "solution" else
+                     ("  (a lane: see scripts/lab plot 01)" if key.startswith("lane:")
+                      else "  (the engine's optimized kernel, for comparison)")))
         p = next(iter(timings_mine.values())).get("p_gbps", 0)
         print(f"  P (device-to-device copy bandwidth measured in this run): {p:.0f} GB/s; "
               f"target: within {target}x of the engine")
