@@ -43,6 +43,14 @@ for s in "${STAGES[@]}"; do
   [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || { echo "gpu_check: unknown stage '$s' (${ALL_STAGES[*]})" >&2; exit 2; }
 done
 
+# The commit the binaries were built from (day18 --version), not the git state of this copy of
+# the tree, which on a remote machine may be absent or stale.
+build_commit() {
+  local v
+  v=$("$BUILD/engine/day18" --version 2>/dev/null | sed -n 's/.*commit \([0-9a-z-]*\).*/\1/p')
+  echo "${v:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo '?')}"
+}
+
 SUMMARY=()
 FAILED=0
 record() {  # stage status seconds detail
@@ -68,7 +76,7 @@ stage_info() {
   nvcc --version 2>/dev/null | tail -1 | tee -a "$OUT/info.txt"
   cc="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')"
   built="$(sed -n 's/^CMAKE_CUDA_ARCHITECTURES:[A-Z]*=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)"
-  echo "build: ${BUILD#$ROOT/} compiled for sm_$built, commit $(git rev-parse --short=12 HEAD 2>/dev/null)" | tee -a "$OUT/info.txt"
+  echo "build: ${BUILD#$ROOT/} compiled for sm_$built, commit $(build_commit)" | tee -a "$OUT/info.txt"
   if [[ -n "$built" && " ${built//;/ } " != *" $cc "* && " ${built//;/ } " != *" ${cc}-real "* ]]; then
     record info FAIL $((SECONDS - t)) "$name is sm_$cc but $BUILD is built for sm_$built"
   else
@@ -226,7 +234,7 @@ done
 
 {
   echo
-  echo "==== gpu_check summary ($(gpu_name), commit $(git rev-parse --short=12 HEAD 2>/dev/null || echo '?'))"
+  echo "==== gpu_check summary ($(gpu_name), commit $(build_commit))"
   printf '%-10s %-8s %6s  %s\n' stage result time detail
   printf '%s\n' "${SUMMARY[@]}"
 } | tee "$OUT/summary.txt"

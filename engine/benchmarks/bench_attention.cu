@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "engine/profiling/cost_model.h"
 #include "engine/benchmarks/bench_support.h"
 #include "engine/core/rng.h"
 #include "engine/kernels/paged_attention.h"
@@ -94,9 +95,10 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
     st.SkipWithError(e.what());
     return;
   }
-  const double kv_bytes = 2.0 * batch * ctx * kKvHeads * head_size * 2;
-  const double bytes = kv_bytes + 2.0 * query.nbytes();
-  const double flops = 4.0 * batch * kHeads * ctx * head_size;
+  // K and V of every cached token once, q read, out written; q.k and p.v (the cost model's count).
+  const OpCost c =
+      cost::paged_attention(batch, kHeads, kKvHeads, head_size, batch * ctx, DType::f16);
+  const double bytes = c.bytes, flops = c.flops;
   st.SetLabel(detail::concat(paged_attention_version_name(plan.version),
                              plan.version == PagedAttentionVersion::v2
                                  ? detail::concat(" partition ", plan.partition_size)

@@ -16,6 +16,7 @@
 #include "engine/ops/embedding.h"
 #include "engine/ops/layernorm.h"
 #include "engine/ops/linear.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 namespace {
@@ -44,8 +45,8 @@ void BM_rms_norm(benchmark::State& st) {
   OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
   OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
   OwnedTensor out({T, H}, kHalf, Storage::device);
-  const double bytes = 2.0 * x.nbytes() + w.nbytes();  // read input + weight, write out
-  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { rms_norm(out, x, w, 1e-6, s); });
+  const OpCost c = cost::rms_norm(T, H, kHalf);  // read input + weight, write out
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) { rms_norm(out, x, w, 1e-6, s); });
 }
 
 void BM_fused_add_rms_norm(benchmark::State& st) {
@@ -57,8 +58,9 @@ void BM_fused_add_rms_norm(benchmark::State& st) {
   OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
   // read input + residual + weight, write input + residual. (Values drift over iterations as
   // the op runs in place; timing does not depend on them.)
-  const double bytes = 4.0 * x.nbytes() + w.nbytes();
-  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { fused_add_rms_norm(x, r, w, 1e-6, s); });
+  const OpCost c = cost::fused_add_rms_norm(T, H, kHalf);
+  bench::run_timed(st, c.bytes, c.flops,
+                   [&](cudaStream_t s) { fused_add_rms_norm(x, r, w, 1e-6, s); });
 }
 
 // Args: {num_tokens, d}; input [num_tokens, 2 d]
@@ -68,8 +70,8 @@ void BM_silu_and_mul(benchmark::State& st) {
   Rng rng(3);
   OwnedTensor in = device_random(rng, {T, 2 * d}, kHalf, -4, 4);
   OwnedTensor out({T, d}, kHalf, Storage::device);
-  const double bytes = static_cast<double>(in.nbytes() + out.nbytes());
-  bench::run_timed(st, bytes, 0, [&](cudaStream_t s) { silu_and_mul(out, in, s); });
+  const OpCost c = cost::silu_and_mul(T, d, kHalf);
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) { silu_and_mul(out, in, s); });
 }
 
 // Args: {num_tokens, vocab_size, hidden_size}; distinct random ids (bytes: each row read once).
@@ -102,9 +104,8 @@ void BM_linear(benchmark::State& st) {
   OwnedTensor x = device_random(rng, {M, K}, kHalf, -1, 1);
   OwnedTensor w = device_random(rng, {N, K}, kHalf, -0.02, 0.02);
   OwnedTensor out({M, N}, kHalf, Storage::device);
-  const double bytes = static_cast<double>(x.nbytes() + w.nbytes() + out.nbytes());
-  const double flops = 2.0 * M * N * K;
-  bench::run_timed(st, bytes, flops, [&](cudaStream_t s) { linear(out, x, w, algo, s); });
+  const OpCost c = cost::linear(M, N, K, kHalf);
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) { linear(out, x, w, algo, s); });
 }
 
 // Args: {M, K, N, fused}: the down projection from gate_up [M, 2K]; fused 1 = linear_silu_mul
@@ -118,8 +119,8 @@ void BM_linear_silu_mul(benchmark::State& st) {
   OwnedTensor w = device_random(rng, {N, K}, kHalf, -0.02, 0.02);
   OwnedTensor act({M, K}, kHalf, Storage::device);
   OwnedTensor out({M, N}, kHalf, Storage::device);
-  const double bytes = static_cast<double>(gu.nbytes() + w.nbytes() + out.nbytes());
-  bench::run_timed(st, bytes, 2.0 * M * N * K, [&](cudaStream_t s) {
+  const OpCost c = cost::linear_silu_mul(M, N, K, kHalf);
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) {
     if (fused) {
       linear_silu_mul(out, gu, w, Tensor(), s);
     } else {

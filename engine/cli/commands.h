@@ -14,5 +14,8 @@ Runner add_kernel_command(CLI::App& app);
 Runner add_tour_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_run_command(CLI::App& app);
+Runner add_probe_command(CLI::App& app);  // day18 probe: copy bandwidth, P, datasheet peaks
+Runner add_kernel_analysis_commands(CLI::App& app);  // day18 classify, analyze, calibrate
+Runner add_trace_command(CLI::App& app);  // day18 trace: the timeline (CUPTI + ranges), metrics
 
 }  // namespace day18::cli

@@ -11,13 +11,19 @@
 // f32 (row i: the logits that chose tokens[i]).
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <limits>
 #include <memory>
-#include <sstream>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/flags.h"
+#include "engine/core/file_io.h"
+#include "engine/core/parse.h"
 #include "engine/core/safetensors.h"
+#include "engine/core/system_memory.h"
 #include "engine/runtime/contiguous_batch.h"
 #include "engine/runtime/llama_model.h"
+#include "engine/runtime/model_memory.h"
 
 namespace day18::cli {
 namespace {
@@ -35,35 +41,56 @@ struct GenerateOptions {
   bool quiet = false;
 };
 
-std::vector<int32_t> parse_ids(const std::string& s) {
-  std::vector<int32_t> ids;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) continue;
-    try {
-      size_t used = 0;
-      const long v = std::stol(item, &used);
-      DAY18_REQUIRE(used == item.size() && v >= 0 && v < (1L << 31), "bad id");
-      ids.push_back(static_cast<int32_t>(v));
-    } catch (const std::exception&) {
-      DAY18_REQUIRE(false, "--prompt-ids: '", item, "' is not a token id (comma-separated ints)");
-    }
-  }
-  DAY18_REQUIRE(!ids.empty(), "--prompt-ids: give at least one token id, e.g. 1,15,22");
-  return ids;
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string duration_text(double s) {
+  char buf[64];
+  if (s < 120) std::snprintf(buf, sizeof buf, "%.0f s", s);
+  else if (s < 7200) std::snprintf(buf, sizeof buf, "%.0f min", s / 60);
+  else std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
+  return buf;
 }
 
 int run_generate(const GenerateOptions& o) {
   DAY18_REQUIRE(o.model.empty() != o.preset.empty(),
                 "generate: give exactly one of --model <hf folder> or --preset <name>");
-  DAY18_REQUIRE(o.max_tokens >= 1, "--max-tokens must be >= 1, got ", o.max_tokens);
-  const Device device = parse_device(o.device);
-  const DType dtype = parse_dtype(o.dtype);
-  if (device == Device::cuda)
-    DAY18_REQUIRE(cuda_available(), "generate: --device cuda but ", cuda_unavailable_reason());
-  const std::vector<int32_t> prompt = parse_ids(o.prompt_ids);
+  const Device device = resolve_device(o.device, "generate");
+  const DType dtype = resolve_dtype(o.dtype, device);
+  const std::vector<int32_t> prompt = parse_token_ids("--prompt-ids", o.prompt_ids);
   const int64_t P = static_cast<int64_t>(prompt.size());
+  // Fail before the run, not after it: the dump's folder must exist.
+  if (!o.dump_logits.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(o.dump_logits).parent_path();
+    DAY18_REQUIRE(dir.empty() || std::filesystem::is_directory(dir), "--dump-logits: cannot write '",
+                  o.dump_logits, "': the folder '", dir.string(), "' does not exist");
+  }
+
+  // The model's shape first (cheap), to check the lengths before anything big is allocated.
+  if (!o.model.empty())
+    DAY18_REQUIRE(std::filesystem::is_directory(o.model), "--model: '", o.model,
+                  "' is not a model folder (it does not exist or is not a folder)");
+  const ModelConfig config =
+      o.model.empty() ? ModelConfig::preset(o.preset)
+                      : ModelConfig::from_json_file(
+                            (std::filesystem::path(o.model) / "config.json").string());
+  DAY18_REQUIRE(P + o.max_tokens <= config.max_position, "--max-tokens ", o.max_tokens,
+                ": the prompt (", P, " tokens) plus ", o.max_tokens,
+                " generated tokens exceed the model's context of ", config.max_position,
+                " tokens (max_position_embeddings)");
+  for (int64_t i = 0; i < P; ++i)
+    DAY18_REQUIRE(prompt[i] < config.vocab_size, "--prompt-ids: id ", prompt[i], " at position ",
+                  i, " is outside the vocabulary [0, ", config.vocab_size, ")");
+  const int64_t vocab = config.vocab_size;
+  // The dump keeps every step's logits on the host: [max_tokens, vocab] f32.
+  if (!o.dump_logits.empty()) {
+    const double need = double(o.max_tokens) * double(vocab) * 4;
+    const AvailableMemory avail = available_host_memory();
+    DAY18_REQUIRE(need <= double(avail.bytes), "--dump-logits: ", o.max_tokens, " rows of ", vocab,
+                  " logits need ", need / 1e9, " GB of host memory but ", avail.bytes / 1e9,
+                  " GB is available (", avail.source, "); lower --max-tokens");
+  }
 
   // One sequence: room for the prompt and every generated token.
   RuntimeLimits limits;
@@ -73,37 +100,69 @@ int run_generate(const GenerateOptions& o) {
   limits.kv.block_size = o.block_size;
   limits.kv.num_blocks = limits.max_blocks_per_seq();
 
+  check_model_fits(config, dtype, device, limits);  // refuse what cannot fit, before the note below
+  // The CPU backend is the oracle: plain loops, fine for `tiny`, minutes per token for an 8B
+  // model. Say so up front; the steps below report progress and the time left.
+  const double gflop_per_token = 2.0 * double(config.num_parameters()) / 1e9;
+  if (!o.quiet && device == Device::cpu && config.num_parameters() > 100'000'000)
+    std::fprintf(stderr,
+                 "generate: %s has %.2f B parameters: the CPU backend (plain C++ loops, the "
+                 "oracles) computes ~%.0f GFLOP per token, so expect seconds to minutes per token, "
+                 "after the %.1f GB of weights are built or read; progress and the time left are "
+                 "printed as it goes (a GPU: --device cuda; a CPU-sized model: --preset tiny)\n",
+                 config.name.c_str(), config.num_parameters() / 1e9, gflop_per_token,
+                 config.weight_bytes(dtype) / 1e9);
+
   const auto t0 = std::chrono::steady_clock::now();
   LlamaModel model = o.model.empty()
                          ? LlamaModel::from_preset(o.preset, dtype, device, o.seed, limits)
                          : LlamaModel::from_folder(o.model, dtype, device, limits);
-  const double load_s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int64_t vocab = model.config().vocab_size;
-  for (int64_t i = 0; i < P; ++i)
-    DAY18_REQUIRE(prompt[i] < vocab, "--prompt-ids: id ", prompt[i], " at position ", i,
-                  " is outside the vocabulary [0, ", vocab, ")");
+  const double load_s = seconds_since(t0);
 
   std::unique_ptr<Stream> stream;
   if (device == Device::cuda) stream = std::make_unique<Stream>();
   cudaStream_t s = stream ? stream->get() : nullptr;
 
-  OwnedTensor logits_all({o.max_tokens, vocab}, DType::f32, Storage::host);
+  // Every step's logits when dumping them, else only the current step's.
+  OwnedTensor logits_all({o.dump_logits.empty() ? 1 : o.max_tokens, vocab}, DType::f32,
+                         Storage::host);
   std::vector<int32_t> generated;
   const auto t1 = std::chrono::steady_clock::now();
+  auto last_report = t1;
+  double prefill_s = 0;
   int64_t computed = 0;
   std::vector<int32_t> pending = prompt;
   for (int64_t step = 0; step < o.max_tokens; ++step) {
     ContiguousBatch b = make_contiguous_batch({{pending, computed, 0, false}}, o.block_size,
                                               limits.max_blocks_per_seq(), device);
     const Tensor& logits = model.forward(b.batch, s);
-    copy_tensor(logits_all.view().slice0(step, step + 1), logits, s);  // waits for the stream
-    const int32_t next = greedy_tokens(logits_all.view().slice0(step, step + 1))[0];
+    const int64_t row = o.dump_logits.empty() ? 0 : step;
+    copy_tensor(logits_all.view().slice0(row, row + 1), logits, s);  // waits for the stream
+    int32_t next = 0;
+    try {
+      next = greedy_tokens(logits_all.view().slice0(row, row + 1))[0];
+    } catch (const Error& e) {
+      throw Error(detail::concat("generate: step ", step, " (", step == 0 ? "prefill" : "decode",
+                                 "): ", e.what()));
+    }
     generated.push_back(next);
     computed += static_cast<int64_t>(pending.size());
     pending = {next};
+    // Progress for slow runs only: at most one line a second.
+    if (step == 0) prefill_s = seconds_since(t1);
+    if (!o.quiet && seconds_since(last_report) >= 1.0 && step + 1 < o.max_tokens) {
+      last_report = std::chrono::steady_clock::now();
+      const double elapsed = seconds_since(t1);
+      // Decode steps so far give the rate; after the prefill alone, its time per prompt token.
+      const double per_step =
+          step == 0 ? prefill_s / double(P) : (elapsed - prefill_s) / double(step);
+      std::fprintf(stderr, "generate: %lld of %lld tokens in %s; about %s left\n",
+                   static_cast<long long>(step + 1), static_cast<long long>(o.max_tokens),
+                   duration_text(elapsed).c_str(),
+                   duration_text(per_step * double(o.max_tokens - step - 1)).c_str());
+    }
   }
-  const double gen_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  const double gen_s = seconds_since(t1);
 
   if (!o.quiet) {
     std::printf("model: %s (%s, %s)\n", model.config().describe().c_str(),
@@ -126,7 +185,8 @@ int run_generate(const GenerateOptions& o) {
                        {"logits", logits_all.view()}},
                       {{"model", model.config().name},
                        {"dtype", std::string(dtype_name(dtype))},
-                       {"device", std::string(device_name(device))}});
+                       {"device", std::string(device_name(device))}},
+                      "--dump-logits");
     if (!o.quiet) std::printf("wrote %s\n", o.dump_logits.c_str());
   }
   return 0;
@@ -138,17 +198,20 @@ Runner add_generate_command(CLI::App& app) {
   auto o = std::make_shared<GenerateOptions>();
   CLI::App* sub = app.add_subcommand(
       "generate", "Greedy-decode with the Llama model alone (one sequence, no scheduler)");
-  sub->add_option("--model", o->model, "Hugging Face model folder (config.json + safetensors)");
-  sub->add_option("--preset", o->preset, "Built-in random model instead: tiny, llama-1b, llama-8b");
+  CLI::Option* model =
+      sub->add_option("--model", o->model, "Hugging Face model folder (config.json + safetensors)");
+  add_preset_flag(sub, o->preset, "Built-in model with random weights instead of --model")
+      ->excludes(model);
   sub->add_option("--prompt-ids", o->prompt_ids, "Prompt token ids, comma-separated")->required();
-  sub->add_option("--max-tokens", o->max_tokens, "Tokens to generate (default 16)");
-  sub->add_option("--device", o->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  sub->add_option("--dtype", o->dtype, "fp32, fp16 or bf16 (weights converted on load)")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16", "float32", "float16", "bfloat16"}));
+  sub->add_option("--max-tokens", o->max_tokens, "Tokens to generate")
+      ->check(integer_in(1, std::numeric_limits<int32_t>::max()));
+  add_device_flag(sub, o->device);
+  add_dtype_flag(sub, o->dtype, "auto (fp16 on cuda, fp32 on cpu), fp32, fp16 or bf16 (weights "
+                                "converted on load)");
   sub->add_option("--dump-logits", o->dump_logits,
                   "Write prompt_ids, tokens and logits [N, vocab] f32 to this .safetensors");
-  sub->add_option("--seed", o->seed, "Seed of the preset's random weights (default 0)");
-  sub->add_option("--block-size", o->block_size, "KV-cache block size: 8, 16 or 32 (default 16)");
+  add_seed_flag(sub, o->seed, "Seed of the preset's random weights");
+  add_block_size_flag(sub, o->block_size);
   sub->add_flag("--quiet", o->quiet, "Print nothing but errors");
   return [o] { return run_generate(*o); };
 }

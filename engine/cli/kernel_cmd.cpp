@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/flags.h"
 #include "engine/core/safetensors.h"
 #include "engine/ops/registry.h"
 
@@ -50,9 +51,7 @@ int run_kernel(const KernelOptions& o) {
   DAY18_REQUIRE(!o.in.empty(), "kernel: --in <inputs.safetensors> is required");
   DAY18_REQUIRE(!o.out.empty(), "kernel: --out <outputs.safetensors> is required");
   const OpDef& op = OpRegistry::instance().find(o.op);
-  const Device device = parse_device(o.device);
-  if (device == Device::cuda)
-    DAY18_REQUIRE(cuda_available(), "kernel: --device cuda but ", cuda_unavailable_reason());
+  const Device device = resolve_device(o.device, "kernel");
 
   TensorFile file = read_safetensors(o.in);
   std::map<std::string, std::string> kv;  // keys starting with '_' are provenance, not attributes
@@ -61,8 +60,18 @@ int run_kernel(const KernelOptions& o) {
   Attrs attrs(kv);
   for (const std::string& kv : o.attrs) {
     auto eq = kv.find('=');
-    DAY18_REQUIRE(eq != std::string::npos, "--attr expects key=value, got '", kv, "'");
-    attrs.set(kv.substr(0, eq), kv.substr(eq + 1));
+    DAY18_REQUIRE(eq != std::string::npos && eq > 0, "--attr expects key=value, got '", kv, "'");
+    const std::string key = kv.substr(0, eq);
+    // A misspelt attribute must not be ignored silently (the op would run on its default).
+    bool known = false;
+    std::string names;
+    for (const AttrDoc& a : op.attrs) {
+      known |= a.name == key;
+      names += (names.empty() ? "" : ", ") + a.name;
+    }
+    DAY18_REQUIRE(known, "--attr ", kv, ": ", op.name, " has no attribute '", key, "' (",
+                  names.empty() ? std::string("it has none") : "known: " + names, ")");
+    attrs.set(key, kv.substr(eq + 1));
   }
   TensorStore io(device);
   // Plain names, or a golden file from reference/outputs ("in.<name>" inputs; "out.*" skipped).
@@ -79,7 +88,7 @@ int run_kernel(const KernelOptions& o) {
   auto meta = attrs.all();
   meta["_op"] = op.name;
   meta["_device"] = std::string(device_name(device));
-  write_safetensors(o.out, outs, meta);
+  write_safetensors(o.out, outs, meta, "--out");
   std::printf("%s on %s: wrote %zu tensor(s) to %s\n", op.name.c_str(),
               std::string(device_name(device)).c_str(), outs.size(), o.out.c_str());
   return 0;
@@ -93,7 +102,7 @@ Runner add_kernel_command(CLI::App& app) {
   sub->add_option("op", o->op, "Op name (see --list)");
   sub->add_option("--in", o->in, "Input tensors (.safetensors); __metadata__ holds attributes");
   sub->add_option("--out", o->out, "Where to write the output tensors (.safetensors)");
-  sub->add_option("--device", o->device, "cpu (the oracle) or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  add_device_flag(sub, o->device, "cpu (the oracle), cuda, or auto (the GPU if there is one)");
   sub->add_option("--attr", o->attrs, "Override an attribute: key=value (repeatable)");
   sub->add_flag("--list", o->list, "List the ops");
   sub->add_flag("--markdown", o->markdown, "With --list: the tensor and attribute tables as Markdown");

@@ -6,29 +6,38 @@
 //   day18 run --preset llama-1b --device cuda --requests 64 --cuda-graphs on   (the engine)
 //   day18 --paged-attention readable tour   (any command, with the lab 02 attention kernel)
 //   day18 generate --model <hf folder> | --preset tiny --prompt-ids 1,2,3 --max-tokens 16
+//   day18 --version                 the version and the git commit it was built from
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "engine/cli/commands.h"
+#include "engine/core/build_info.h"
 #include "engine/core/error.h"
 #include "engine/ops/attention.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"day18: how one LLM inference step executes on a GPU (vLLM course, Day 18)"};
   app.require_subcommand(1);
+  // Every option's default in every --help (subcommands inherit the parent's option defaults, so
+  // this must come before they are added); --version: the version and the commit it was built at.
+  app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", std::string("day18 ") + day18::version() + " (commit " +
+                                        day18::git_commit() + ")");
   // Process-wide: which PagedAttention kernel `auto` means (lab 02 runs the pipeline on the
   // readable kernel: scripts/lab run 02 -- tour passes --paged-attention readable).
   std::string paged_attention = "auto";
   app.add_option("--paged-attention", paged_attention,
                  "PagedAttention kernel for every call that asks for the automatic choice: auto "
                  "(the engine's rule: v1 or v2), v1, v2, or readable (the lab 02 kernel)")
-      ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}))
-      ->capture_default_str();
+      ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}));
   day18::cli::Runner tour = day18::cli::add_tour_command(app);
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
   day18::cli::Runner generate = day18::cli::add_generate_command(app);
   day18::cli::Runner run = day18::cli::add_run_command(app);
+  day18::cli::Runner probe = day18::cli::add_probe_command(app);
+  day18::cli::Runner kernel_analysis = day18::cli::add_kernel_analysis_commands(app);
+  day18::cli::Runner trace = day18::cli::add_trace_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +52,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("kernel")) return kernel();
     if (app.got_subcommand("generate")) return generate();
     if (app.got_subcommand("run")) return run();
+    if (app.got_subcommand("probe")) return probe();
+    if (app.got_subcommand("trace")) return trace();
+    if (app.got_subcommand("classify") || app.got_subcommand("analyze") || app.got_subcommand("calibrate")) return kernel_analysis();
   } catch (const day18::Error& e) {
     std::fprintf(stderr, "day18: error: %s\n", e.what());
     return 2;

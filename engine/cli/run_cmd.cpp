@@ -7,13 +7,19 @@
 #include <chrono>
 #include <map>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/flags.h"
+#include "engine/cli/workload.h"
 #include "engine/core/build_info.h"
+#include "engine/core/file_io.h"
+#include "engine/core/parse.h"
 #include "engine/core/rng.h"
 #include "engine/profiling/stats.h"
 #include "engine/runtime/engine.h"
@@ -21,109 +27,35 @@
 namespace day18::cli {
 namespace {
 
-struct RunOptions {
-  std::string model, preset = "tiny", dtype = "auto", device = "auto";
-  int64_t requests = 16;
-  std::string prompt_len = "32", output_len = "32";
-  std::string prompt_file;
-  int64_t max_num_seqs = 64, max_num_batched_tokens = 1024, max_model_len = 2048;
-  int64_t num_gpu_blocks = 0, num_cpu_blocks = 512, block_size = 16;
-  double gpu_memory_utilization = 0.9;
-  std::string cuda_graphs = "off", async = "on";
-  float temperature = 0.f, top_p = 1.f;
-  int32_t top_k = 0;
-  int64_t seed = 0;
+struct RunOptions : WorkloadOptions {  // the workload flags (workload.h), plus:
   std::string json;
   bool quiet = false;
 };
 
-// "N" or "lo:hi".
-std::pair<int64_t, int64_t> parse_range(const std::string& s, const char* what) {
-  try {
-    const size_t c = s.find(':');
-    const int64_t lo = std::stoll(s.substr(0, c));
-    const int64_t hi = c == std::string::npos ? lo : std::stoll(s.substr(c + 1));
-    DAY18_REQUIRE(lo >= 1 && hi >= lo, "bad");
-    return {lo, hi};
-  } catch (const std::exception&) {
-    DAY18_REQUIRE(false, what, ": '", s, "' is not N or LO:HI with 1 <= LO <= HI");
-  }
-  return {0, 0};
-}
-
 int run(const RunOptions& o) {
-  EngineConfig c;
-  c.model_dir = o.model;
-  c.preset = o.model.empty() ? o.preset : "";
-  c.device = o.device == "auto" ? (cuda_available() ? Device::cuda : Device::cpu)
-                                : parse_device(o.device);
-  c.dtype = o.dtype == "auto" ? (c.device == Device::cuda ? DType::f16 : DType::f32)
-                              : parse_dtype(o.dtype);
-  c.max_num_seqs = o.max_num_seqs;
-  c.max_num_batched_tokens = o.max_num_batched_tokens;
-  c.max_model_len = o.max_model_len;
-  c.num_gpu_blocks = o.num_gpu_blocks;
-  c.num_cpu_blocks = o.num_cpu_blocks;
-  c.block_size = o.block_size;
-  c.gpu_memory_utilization = o.gpu_memory_utilization;
-  c.cuda_graphs = o.cuda_graphs == "on";
-  c.async_scheduling = o.async == "on";
-  if (!o.model.empty()) c.preset.clear();
-  if (c.preset.empty() && o.model.empty()) c.preset = "tiny";
-  // Check the preset before allocating anything (lists the known names).
-  if (o.model.empty()) (void)ModelConfig::preset(c.preset);
+  const Workload w = plan_workload(o, "run");
+  const EngineConfig& c = w.config;
+  const ModelConfig& shape = w.shape;
+  // Fail before the run, not after it: the --json folder must exist.
+  if (!o.json.empty()) {
+    const std::filesystem::path dir = std::filesystem::path(o.json).parent_path();
+    DAY18_REQUIRE(dir.empty() || std::filesystem::is_directory(dir), "--json: cannot write '",
+                  o.json, "': the folder '", dir.string(), "' does not exist");
+  }
+  if (!o.quiet && c.device == Device::cpu && shape.num_parameters() > 100'000'000)
+    std::fprintf(stderr,
+                 "run: %s has %.2f B parameters: the CPU backend (plain C++ loops, the oracles) "
+                 "computes ~%.0f GFLOP per token; expect minutes per step. Progress and the time "
+                 "left are printed every second (a GPU: --device cuda; --preset tiny)\n",
+                 shape.name.c_str(), shape.num_parameters() / 1e9,
+                 2.0 * shape.num_parameters() / 1e9);
 
   const auto t_load = std::chrono::steady_clock::now();
   LLMEngine engine(c);
   const double load_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
-  const int64_t vocab = engine.model().config().vocab_size;
-  const int64_t max_len = engine.config().max_model_len;
-
-  std::vector<std::vector<int32_t>> prompts;
-  if (!o.prompt_file.empty()) {
-    std::ifstream f(o.prompt_file);
-    DAY18_REQUIRE(f.good(), "--prompt-file: cannot open ", o.prompt_file);
-    std::string line;
-    while (std::getline(f, line)) {
-      std::stringstream ss(line);
-      std::vector<int32_t> p;
-      std::string tok;
-      while (ss >> tok) {
-        for (char& ch : tok)
-          if (ch == ',') ch = ' ';
-        std::stringstream s2(tok);
-        int64_t v;
-        while (s2 >> v) p.push_back(static_cast<int32_t>(v));
-      }
-      if (!p.empty()) prompts.push_back(p);
-    }
-    DAY18_REQUIRE(!prompts.empty(), "--prompt-file ", o.prompt_file, ": no token ids found");
-  } else {
-    DAY18_REQUIRE(o.requests >= 1, "--requests must be >= 1, got ", o.requests);
-    const auto [lo, hi] = parse_range(o.prompt_len, "--prompt-len");
-    Rng rng(static_cast<uint64_t>(o.seed) + 1);
-    for (int64_t i = 0; i < o.requests; ++i) {
-      std::vector<int32_t> p(static_cast<size_t>(rng.randint(lo, hi)));
-      for (auto& t : p) t = static_cast<int32_t>(rng.randint(0, vocab - 1));
-      prompts.push_back(p);
-    }
-  }
-  const auto [olo, ohi] = parse_range(o.output_len, "--output-len");
-  Rng rng(static_cast<uint64_t>(o.seed) + 2);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    DAY18_REQUIRE(static_cast<int64_t>(prompts[i].size()) < max_len, "request ", i, ": prompt of ",
-                  prompts[i].size(), " tokens does not fit the context (max_model_len ", max_len,
-                  "); lower --prompt-len or raise --max-model-len");
-    SamplingParams p;
-    p.temperature = o.temperature;
-    p.top_k = o.top_k;
-    p.top_p = o.top_p;
-    p.seed = o.seed + static_cast<int64_t>(i);
-    p.max_tokens = static_cast<int32_t>(rng.randint(olo, ohi));
-    p.ignore_eos = true;
-    engine.add_request(prompts[i], p);
-  }
+  const AddedRequests added = add_requests(engine, o, w);
+  const int64_t workload_tokens = added.tokens;  // prompt + output tokens (for the time left)
 
   const ModelConfig& mc = engine.model().config();
   if (!o.quiet) {
@@ -136,17 +68,23 @@ int run(const RunOptions& o) {
                 engine.executor().swap_cache_bytes() / 1e9, load_s);
     std::printf("%zu requests; max_num_seqs %lld, max_num_batched_tokens %lld, cuda graphs %s, "
                 "async scheduling %s\n",
-                prompts.size(), static_cast<long long>(c.max_num_seqs),
+                added.requests, static_cast<long long>(c.max_num_seqs),
                 static_cast<long long>(c.max_num_batched_tokens), c.cuda_graphs ? "on" : "off",
                 c.async_scheduling ? "on" : "off");
   }
   engine.run_until_done([&](const LLMEngine& e) {
     if (o.quiet) return;
     const EngineMetrics& m = e.metrics();
-    std::printf("  step %6lld  running %3zu  waiting %4zu  swapped %3zu  %8.0f tok/s\n",
+    const double done = double(m.prefill_tokens + m.decode_tokens);
+    const double rate = done / std::max(m.wall_s, 1e-9);
+    // Time left at the rate so far (prefill tokens are cheaper per token than decode ones, so
+    // early in a run this is a lower bound).
+    const double left_s = rate > 0 ? std::max(0.0, double(workload_tokens) - done) / rate : 0;
+    std::printf("  step %6lld  running %3zu  waiting %4zu  swapped %3zu  %8.0f tok/s  "
+                "%3.0f%% of the tokens, ~%.0f s left\n",
                 static_cast<long long>(m.steps), e.scheduler().running().size(),
-                e.scheduler().waiting().size(), e.scheduler().swapped().size(),
-                (m.prefill_tokens + m.decode_tokens) / std::max(m.wall_s, 1e-9));
+                e.scheduler().waiting().size(), e.scheduler().swapped().size(), rate,
+                workload_tokens > 0 ? 100.0 * done / double(workload_tokens) : 0.0, left_s);
     std::fflush(stdout);
   });
   const EngineMetrics& m = engine.metrics();
@@ -202,7 +140,7 @@ int run(const RunOptions& o) {
     j["model"] = mc.name;
     j["dtype"] = std::string(dtype_name(c.dtype));
     j["device"] = std::string(device_name(c.device));
-    j["requests"] = prompts.size();
+    j["requests"] = added.requests;
     j["max_num_seqs"] = c.max_num_seqs;
     j["cuda_graphs"] = c.cuda_graphs;
     j["async_scheduling"] = c.async_scheduling;
@@ -238,7 +176,7 @@ int run(const RunOptions& o) {
     nlohmann::json steps = nlohmann::json::object();
     for (auto& [bs, v] : by_bs) steps[std::to_string(bs)] = summarize(std::move(v)).median;
     j["decode_step_ms_by_batch"] = steps;
-    std::ofstream(o.json) << j.dump(2) << "\n";
+    write_file_atomically(o.json, "--json", [&](std::ostream& out) { out << j.dump(2) << "\n"; });
     std::printf("wrote %s\n", o.json.c_str());
   }
   return 0;
@@ -249,30 +187,7 @@ int run(const RunOptions& o) {
 Runner add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* sub = app.add_subcommand("run", "Run the engine (scheduler + executor) on a workload");
-  sub->add_option("--model", o->model, "Hugging Face model folder");
-  sub->add_option("--preset", o->preset, "tiny, llama-1b or llama-8b (random weights)");
-  sub->add_option("--dtype", o->dtype, "fp32, fp16, bf16 (default: fp16 on cuda, fp32 on cpu)");
-  sub->add_option("--device", o->device, "auto, cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub->add_option("--requests", o->requests, "Number of requests (default 16)");
-  sub->add_option("--prompt-len", o->prompt_len, "Prompt length N or LO:HI (random)");
-  sub->add_option("--output-len", o->output_len, "Generated tokens N or LO:HI (random)");
-  sub->add_option("--prompt-file", o->prompt_file, "Token ids, one request per line");
-  sub->add_option("--max-num-seqs", o->max_num_seqs, "Sequences per step at most");
-  sub->add_option("--max-num-batched-tokens", o->max_num_batched_tokens, "Tokens per step");
-  sub->add_option("--max-model-len", o->max_model_len, "Prompt + output at most");
-  sub->add_option("--num-gpu-blocks", o->num_gpu_blocks, "KV blocks (0: derive)");
-  sub->add_option("--gpu-memory-utilization", o->gpu_memory_utilization,
-                  "Fraction of GPU memory for weights + KV (when --num-gpu-blocks is 0)");
-  sub->add_option("--num-cpu-blocks", o->num_cpu_blocks, "Pinned swap-pool blocks");
-  sub->add_option("--block-size", o->block_size, "Tokens per KV block: 8, 16, 32");
-  sub->add_option("--cuda-graphs", o->cuda_graphs, "on|off")->check(CLI::IsMember({"on", "off"}));
-  sub->add_option("--async", o->async, "Async scheduling on|off")
-      ->check(CLI::IsMember({"on", "off"}));
-  sub->add_option("--temperature", o->temperature, "0 = greedy (default)");
-  sub->add_option("--top-k", o->top_k, "0 = off");
-  sub->add_option("--top-p", o->top_p, "1 = off");
-  sub->add_option("--seed", o->seed, "Seed of the prompts and of the sampling");
+  add_workload_options(sub, *o);
   sub->add_option("--json", o->json, "Write the metrics as JSON");
   sub->add_flag("--quiet", o->quiet, "No progress lines");
   return [o] { return run(*o); };

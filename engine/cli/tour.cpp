@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/flags.h"
 #include "engine/core/build_info.h"
 #include "engine/ops/registry.h"
 #include "engine/profiling/bandwidth.h"
@@ -228,7 +229,13 @@ int run_pipeline_tour(const TourOptions& o) {
 
   EngineConfig c;
   c.preset = !o.preset.empty() ? o.preset : gpu ? "llama-1b" : "tiny";
-  (void)ModelConfig::preset(c.preset);  // lists the known names if unknown
+  const ModelConfig shape = ModelConfig::preset(c.preset);  // lists the known names if unknown
+  if (!gpu && shape.num_parameters() > 100'000'000)
+    std::printf(
+        "\nNote: %s has %.2f B parameters; the CPU backend runs plain C++ loops (the oracles),\n"
+        "about %.0f GFLOP per token: this tour will take many minutes. --preset tiny is the\n"
+        "CPU-sized model.\n",
+        c.preset.c_str(), shape.num_parameters() / 1e9, 2.0 * shape.num_parameters() / 1e9);
   c.device = gpu ? Device::cuda : Device::cpu;
   c.dtype = gpu ? DType::f16 : DType::f32;
   c.seed = o.seed;
@@ -582,15 +589,20 @@ Runner add_tour_command(CLI::App& app) {
   auto o = std::make_shared<TourOptions>();
   CLI::App* sub = app.add_subcommand(
       "tour", "Guided run of one inference step, stage by stage (--kernels: the kernel tour)");
-  sub->add_option("--device", o->device, "auto (GPU if there is one), cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_flag(sub, o->device);
   sub->add_flag("--kernels", o->kernels,
                 "The kernel tour: every op checked against the CPU oracle, timed vs P");
-  sub->add_option("--preset", o->preset,
+  add_preset_flag(sub, o->preset,
                   "Pipeline tour model (default: llama-1b on a GPU, tiny on the CPU)");
-  sub->add_option("--ops", o->ops, "Kernel tour: only these ops (default: all)");
-  sub->add_option("--seed", o->seed, "Seed of the random inputs");
-  sub->add_option("--reps", o->reps, "Kernel tour: timed repetitions per op on the GPU (median)");
+  // The ops the kernel tour can run (those with a tour case); anything else is a typo.
+  std::vector<std::string> tour_ops;
+  for (const OpDef& op : OpRegistry::instance().all())
+    if (op.make_case) tour_ops.push_back(op.name);
+  sub->add_option("--ops", o->ops, "Kernel tour: only these ops (default: all; see day18 kernel --list)")
+      ->check(CLI::IsMember(tour_ops));
+  add_seed_flag(sub, o->seed, "Seed of the random inputs");
+  sub->add_option("--reps", o->reps, "Kernel tour: timed repetitions per op on the GPU (median)")
+      ->check(integer_in(1, 100000));
   return
       [o] { return o->kernels || !o->ops.empty() ? run_kernel_tour(*o) : run_pipeline_tour(*o); };
 }

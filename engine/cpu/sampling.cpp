@@ -5,6 +5,8 @@
 //     top-p: sort the top-k set descending (std::sort), prefix-sum its mass in double, find the
 //            first position j whose inclusive prefix reaches p * (its total); keep logit >= v_j
 //     sample: Gumbel-max over the kept set with the Philox numbers of (seed, offset, i).
+//   a row with a NaN or +inf logit: no distribution; token -1, probs all NaN (see
+//   engine/kernels/sampling.h, "Non-finite logits"), checked before anything else.
 #include "engine/cpu/sampling.h"
 
 #include <algorithm>
@@ -25,6 +27,17 @@ std::vector<float> row_values(const Tensor& logits, int64_t r) {
     for (int64_t i = 0; i < vocab; ++i) v[static_cast<size_t>(i)] = to_float(p[i]);
   });
   return v;
+}
+
+// NaN or +inf anywhere: the row has no distribution (-inf is a mask and is fine).
+bool has_nan_or_pos_inf(const std::vector<float>& v) {
+  for (float x : v)
+    if (!(x <= std::numeric_limits<float>::max())) return true;
+  return false;
+}
+
+void fill_nan(float* out, int64_t n) {
+  std::fill(out, out + n, std::numeric_limits<float>::quiet_NaN());
 }
 
 int argmax_row(const std::vector<float>& v) {
@@ -55,6 +68,7 @@ float kept_threshold(const std::vector<float>& v, float max, double t, int top_k
     std::vector<std::pair<float, int>> kept;  // (logit, index) of the top-k set
     for (int64_t i = 0; i < vocab; ++i)
       if (v[static_cast<size_t>(i)] >= thr) kept.emplace_back(v[static_cast<size_t>(i)], i);
+    if (kept.empty()) return thr;  // unreachable for finite/-inf rows (callers filter NaN/+inf)
     std::sort(kept.begin(), kept.end(), [](auto& a, auto& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
     });
@@ -94,6 +108,10 @@ void softmax(const Tensor& probs, const Tensor& logits, const Tensor& temperatur
   for (int64_t r = 0; r < batch; ++r) {
     const std::vector<float> v = row_values(logits, r);
     float* out = probs.ptr<float>() + r * vocab;
+    if (has_nan_or_pos_inf(v)) {
+      fill_nan(out, vocab);
+      continue;
+    }
     const float t = temperature.ptr<float>()[r];
     const int arg = argmax_row(v);
     const float max = v[static_cast<size_t>(arg)];
@@ -109,8 +127,10 @@ void softmax(const Tensor& probs, const Tensor& logits, const Tensor& temperatur
 }
 
 void argmax(const Tensor& tokens, const Tensor& logits, cudaStream_t) {
-  for (int64_t r = 0; r < logits.size(0); ++r)
-    tokens.ptr<int32_t>()[r] = argmax_row(row_values(logits, r));
+  for (int64_t r = 0; r < logits.size(0); ++r) {
+    const std::vector<float> v = row_values(logits, r);
+    tokens.ptr<int32_t>()[r] = has_nan_or_pos_inf(v) ? -1 : argmax_row(v);
+  }
 }
 
 void top_k_top_p_probs(const Tensor& probs, const Tensor& logits, const Tensor& temperature,
@@ -120,6 +140,10 @@ void top_k_top_p_probs(const Tensor& probs, const Tensor& logits, const Tensor& 
     const std::vector<float> v = row_values(logits, r);
     const RowParams pr = params(temperature, top_k, top_p, r);
     float* out = probs.ptr<float>() + r * vocab;
+    if (has_nan_or_pos_inf(v)) {
+      fill_nan(out, vocab);
+      continue;
+    }
     const int arg = argmax_row(v);
     const float max = v[static_cast<size_t>(arg)];
     if (is_greedy(pr.t) || max == -std::numeric_limits<float>::infinity()) {
@@ -144,9 +168,13 @@ void sample(const Tensor& tokens, const Tensor& logits, const Tensor& temperatur
   for (int64_t r = 0; r < batch; ++r) {
     const std::vector<float> v = row_values(logits, r);
     const RowParams pr = params(temperature, top_k, top_p, r);
+    int32_t& token = tokens.ptr<int32_t>()[r];
+    if (has_nan_or_pos_inf(v)) {
+      token = -1;
+      continue;
+    }
     const int arg = argmax_row(v);
     const float max = v[static_cast<size_t>(arg)];
-    int32_t& token = tokens.ptr<int32_t>()[r];
     if (is_greedy(pr.t) || max == -std::numeric_limits<float>::infinity()) {
       token = arg;
       continue;

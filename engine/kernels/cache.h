@@ -32,6 +32,19 @@ enum class SwapStrategy : uint8_t {
   copy_engine,  // runs of consecutive blocks merged; one cudaMemcpyBatchAsync (DMA engines)
 };
 const char* swap_strategy_name(SwapStrategy s);
+
+// `count` consecutive blocks: src, src + 1, ... go to dst, dst + 1, ... One copy of count x the
+// block's bytes instead of count copies (engine/kernels/swap_copy.cpp; lab 04 task 4).
+struct BlockRun {
+  int64_t src = 0, dst = 0, count = 0;
+  bool operator==(const BlockRun&) const = default;
+};
+
+// The runs of a HOST int64 [num_pairs, 2] block mapping of (src, dst) ids, in the mapping's order:
+// a pair extends the run before it when its src AND its dst both come right after that run's
+// last ones; otherwise it starts a new run. Nothing is sorted (a mapping listed out of order is
+// not merged) and ids are not checked (the op did). An empty mapping gives no runs.
+std::vector<BlockRun> coalesce_block_runs(const Tensor& block_mapping);
 }  // namespace day18
 
 namespace day18::cuda {
@@ -80,6 +93,13 @@ void swap_blocks(const Tensor& src,  // [num_src_blocks, num_kv_heads, block_siz
                  const Tensor& dst,  // [num_dst_blocks, num_kv_heads, block_size, head_size]
                  const Tensor& block_mapping,  // [num_pairs, 2] int64 host
                  SwapStrategy strategy, cudaStream_t stream);
+
+// The copy-engine half of swap_blocks (engine/kernels/swap_copy.cpp; lab 04 task 5): every run
+// in ONE cudaMemcpyBatchAsync on `stream` (the legacy default stream, which that call refuses,
+// and a single run get one cudaMemcpyAsync per run). Asynchronous: returns before the copies run.
+// `block_bytes` = the bytes of one block of src (and of dst).
+void swap_runs_copy_engine(const Tensor& src, const Tensor& dst, const std::vector<BlockRun>& runs,
+                           size_t block_bytes, cudaStream_t stream);
 
 // THE TRAP (the seed's version, kept to measure it): one synchronous copy per block, so the CPU
 // waits for every 32 KiB copy and the copy engines idle between them. Correct, slow.

@@ -148,6 +148,7 @@ struct RowStats {
   float max;   // largest logit
   int arg;     // its lowest index
   double sum;  // sum of exp((logit - max) / T) (only when T > 0), accumulated in double
+  int bad;     // 1: the row holds a NaN or +inf (no distribution: see sampling.h), max/arg/sum moot
 };
 
 struct Best {  // Gumbel argmax: largest key, ties -> lowest index
@@ -163,7 +164,7 @@ __device__ __forceinline__ Best shfl_xor(Best v, int m) {
 }
 __device__ __forceinline__ RowStats shfl_xor(RowStats v, int m) {
   return {__shfl_xor_sync(0xffffffffu, v.max, m), __shfl_xor_sync(0xffffffffu, v.arg, m),
-          __shfl_xor_sync(0xffffffffu, v.sum, m)};
+          __shfl_xor_sync(0xffffffffu, v.sum, m), __shfl_xor_sync(0xffffffffu, v.bad, m)};
 }
 __device__ __forceinline__ double shfl_xor(double v, int m) {
   return __shfl_xor_sync(0xffffffffu, v, m);
@@ -184,13 +185,15 @@ __device__ R block_allreduce(R v, Combine comb, R* red) {
 }
 
 // Pass 1: max, its lowest index, and (T > 0) the softmax denominator, with the online-softmax
-// rescaling so that one read suffices.
+// rescaling so that one read suffices; and whether the row holds a NaN or +inf (one compare per
+// logit in a pass that is read anyway: detecting it costs no extra memory traffic).
 template <typename T>
 __device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_sum, RowStats* red) {
-  RowStats s{-INFINITY, INT_MAX, 0.0};
+  RowStats s{-INFINITY, INT_MAX, 0.0, 0};
   for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
     for (int j = 0; j < n; ++j) {
       const float v = x[j];
+      s.bad |= !(v <= FLT_MAX);  // NaN or +inf
       // strict: the first (lowest) index of a tie stays; a row of -inf gets its first index
       if (v > s.max || s.arg == INT_MAX) {
         if (want_sum && s.max != -INFINITY) s.sum *= static_cast<double>(expf((s.max - v) * inv_t));
@@ -202,6 +205,7 @@ __device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_su
   });
   auto comb = [inv_t, want_sum](RowStats a, RowStats b) {
     RowStats r;
+    r.bad = a.bad | b.bad;
     r.max = fmaxf(a.max, b.max);
     r.arg = a.max > b.max ? a.arg : b.max > a.max ? b.arg : min(a.arg, b.arg);
     r.sum = 0.0;
@@ -645,6 +649,14 @@ __global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
 
   count_row_pass();
   const RowStats st = row_stats(row, vocab, inv_t, !greedy, sh.red.stats);
+  if (st.bad) {  // NaN or +inf: no distribution (every thread has the same st: uniform exit)
+    if constexpr (kProbs) {
+      for (int i = threadIdx.x; i < vocab; i += kThreads) prow[i] = __int_as_float(0x7fc00000);
+    } else if (threadIdx.x == 0) {
+      tokens[row_id] = -1;
+    }
+    return;
+  }
 
   // Writes probs = mass / z for key >= t (one-hot at the argmax when greedy).
   auto write_probs = [&](uint32_t t, float z, bool one_hot) {
@@ -787,6 +799,10 @@ __global__ void __launch_bounds__(kThreads)
   const bool greedy = !(temp > 0.f);
   const float inv_t = greedy ? 0.f : 1.f / temp;
   const RowStats st = row_stats(row, vocab, inv_t, !greedy, red);
+  if (st.bad) {  // NaN or +inf: no distribution (see sampling.h)
+    for (int i = threadIdx.x; i < vocab; i += kThreads) prow[i] = __int_as_float(0x7fc00000);
+    return;
+  }
   const float inv_z = static_cast<float>(1.0 / st.sum);
   for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
     float o[8];
@@ -808,7 +824,7 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ RowStats red[kWarps];
   const RowStats st =
       row_stats(logits + static_cast<int64_t>(blockIdx.x) * vocab, vocab, 0.f, false, red);
-  if (threadIdx.x == 0) tokens[blockIdx.x] = st.arg;
+  if (threadIdx.x == 0) tokens[blockIdx.x] = st.bad ? -1 : st.arg;
 }
 
 template <bool kProbs>

@@ -18,6 +18,19 @@
 // is the Gumbel-max  argmax over kept i of  (logit_i - max) / T - log(-log(u_i)).
 // See sampling.cu for why that samples the renormalised distribution without a prefix scan.
 //
+// Non-finite logits (the same on both backends, tested in tests/engine/kernels/test_sampling*):
+//   -inf   a mask: the token is never kept nor sampled. A row of only -inf has nothing to sample
+//          and takes the greedy rule (its first index, 0), as a row of equal logits would.
+//   NaN or +inf anywhere in a row: the row has no distribution (softmax of it is undefined; in a
+//          model it means the forward pass overflowed or the weights hold NaN). argmax and sample
+//          write token -1 for that row, an id no vocabulary has; softmax and top_k_top_p_probs
+//          write NaN over the whole row. Nothing is guessed: the caller sees the failure. The
+//          check is one compare per logit inside the pass that finds the row's max, so it costs
+//          no extra read and no synchronization. Callers that use the tokens check them: the
+//          engine's Scheduler::process_outputs throws naming the request, feed_sampled_tokens
+//          (runtime/pipeline_kernels.h) never lets -1 index the embedding, `day18 generate`
+//          names the step.
+//
 // Launchers validate nothing (engine/ops/sampling.h does); they take the stream last.
 #pragma once
 

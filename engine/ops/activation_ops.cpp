@@ -1,6 +1,7 @@
 // Registry entry of the activation family: silu_and_mul.
 #include "engine/ops/activation.h"
 #include "engine/ops/registry.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 
@@ -21,9 +22,13 @@ void register_activation_ops(OpRegistry& r) {
     // silu's curved region and both tails.
     io.put_owned("input", rng.normal_tensor({2048, 2 * 11008}, dt, 0.0, 2.0));
   };
-  op.bytes_moved = [](const TensorStore& io, const Attrs&) {
-    return 1.5 * io.get("input").nbytes();  // read input, write half as much
+  // read input, write half as much (cost::silu_and_mul)
+  auto cost_of = [](const TensorStore& io) {
+    const Tensor& in = io.get("input");
+    return cost::silu_and_mul(in.size(0), in.size(1) / 2, in.dtype());
   };
+  op.bytes_moved = [cost_of](const TensorStore& io, const Attrs&) { return cost_of(io).bytes; };
+  op.flops = [cost_of](const TensorStore& io, const Attrs&) { return cost_of(io).flops; };
   op.tour_dtypes = {DType::f16, DType::bf16};
   r.add(std::move(op));
 }

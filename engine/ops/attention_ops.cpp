@@ -7,6 +7,7 @@
 
 #include "engine/ops/attention.h"
 #include "engine/ops/registry.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 namespace {
@@ -107,10 +108,22 @@ double paged_attention_bytes(const TensorStore& io, const Attrs&) {
     if (s >= 0 && s < static_cast<int32_t>(longest.size()))
       longest[s] = std::max<int64_t>(longest[s], cl.ptr<int32_t>()[i]);
   }
-  const double row = static_cast<double>(kc.size(1) * kc.size(3) * dtype_size(kc.dtype()));
-  double kv_rows = 0;
-  for (int64_t l : longest) kv_rows += static_cast<double>(l);
-  return 2 * kv_rows * row + 2.0 * static_cast<double>(q.nbytes());
+  int64_t kv_rows = 0;
+  for (int64_t l : longest) kv_rows += l;
+  return cost::paged_attention(q.size(0), q.size(1), kc.size(1), kc.size(3), kv_rows, q.dtype())
+      .bytes;
+}
+
+// q.k and p.v for every query token over its own context (cost::paged_attention with the
+// attended rows = the sum of context_lens).
+double paged_attention_flops(const TensorStore& io, const Attrs&) {
+  const Tensor& q = io.get("query");
+  const Tensor& kc = io.get("key_cache");
+  const Tensor& cl = io.get("context_lens");
+  int64_t attended = 0;
+  for (int64_t i = 0; i < cl.numel(); ++i) attended += std::max<int32_t>(cl.ptr<int32_t>()[i], 0);
+  return cost::paged_attention(q.size(0), q.size(1), kc.size(1), kc.size(3), attended, q.dtype())
+      .flops;
 }
 
 }  // namespace
@@ -144,6 +157,7 @@ void register_attention_ops(OpRegistry& r) {
   op.run = run_paged_attention;
   op.make_case = make_paged_attention_case;
   op.bytes_moved = paged_attention_bytes;
+  op.flops = paged_attention_flops;
   op.tour_dtypes = {DType::f16, DType::bf16, DType::f32};
   op.tolerance_scale = 1.0;
   r.add(std::move(op));

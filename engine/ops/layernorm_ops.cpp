@@ -1,6 +1,7 @@
 // Registry entries of the layernorm family: rms_norm and fused_add_rms_norm.
 #include "engine/ops/layernorm.h"
 #include "engine/ops/registry.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 namespace {
@@ -16,6 +17,12 @@ void make_norm_case(Rng& rng, DType dt, TensorStore& io, Attrs& attrs, bool fuse
   if (fused) io.put_owned("residual", rng.normal_tensor({kTourTokens, kTourHidden}, dt, 0.0, 1.0));
   io.put_owned("weight", rng.uniform_tensor({kTourHidden}, dt, 0.5, 1.5));
   attrs.set("eps", kDefaultEps);
+}
+
+OpCost norm_cost(const TensorStore& io, bool fused) {
+  const Tensor& in = io.get("input");
+  return fused ? cost::fused_add_rms_norm(in.size(0), in.size(1), in.dtype())
+               : cost::rms_norm(in.size(0), in.size(1), in.dtype());
 }
 
 }  // namespace
@@ -40,10 +47,9 @@ void register_layernorm_ops(OpRegistry& r) {
   norm.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs& a) {
     make_norm_case(rng, dt, io, a, false);
   };
-  norm.bytes_moved = [](const TensorStore& io, const Attrs&) {
-    // read input + weight, write out
-    return 2.0 * io.get("input").nbytes() + io.get("weight").nbytes();
-  };
+  // read input + weight, write out (cost::rms_norm)
+  norm.bytes_moved = [](const TensorStore& io, const Attrs&) { return norm_cost(io, false).bytes; };
+  norm.flops = [](const TensorStore& io, const Attrs&) { return norm_cost(io, false).flops; };
   norm.tour_dtypes = {DType::f16, DType::bf16, DType::f32};
   r.add(std::move(norm));
 
@@ -63,10 +69,9 @@ void register_layernorm_ops(OpRegistry& r) {
   fused.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs& a) {
     make_norm_case(rng, dt, io, a, true);
   };
-  fused.bytes_moved = [](const TensorStore& io, const Attrs&) {
-    // read input + residual + weight, write input + residual
-    return 4.0 * io.get("input").nbytes() + io.get("weight").nbytes();
-  };
+  // read input + residual + weight, write input + residual (cost::fused_add_rms_norm)
+  fused.bytes_moved = [](const TensorStore& io, const Attrs&) { return norm_cost(io, true).bytes; };
+  fused.flops = [](const TensorStore& io, const Attrs&) { return norm_cost(io, true).flops; };
   fused.tour_dtypes = {DType::f16, DType::bf16, DType::f32};
   r.add(std::move(fused));
 }

@@ -3,14 +3,23 @@
 // rms_norm_linear (fused_add_rms_norm folded into the projection after it).
 #include "engine/ops/linear.h"
 #include "engine/ops/registry.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 namespace {
 
-// Weights read once, activations read once, output written once.
-double gemm_bytes(const Tensor& in, const Tensor& w) {
-  return static_cast<double>(in.nbytes() + w.nbytes()) +
-         static_cast<double>(in.size(0)) * w.size(0) * dtype_size(in.dtype());
+// Weights read once, activations read once, output written once: the cost model's counts.
+OpCost linear_cost(const TensorStore& io) {
+  const Tensor& in = io.get("input");
+  return cost::linear(in.size(0), io.get("weight").size(0), in.size(1), in.dtype());
+}
+OpCost linear_silu_mul_cost(const TensorStore& io) {
+  const Tensor& gu = io.get("gate_up");
+  return cost::linear_silu_mul(gu.size(0), io.get("weight").size(0), gu.size(1) / 2, gu.dtype());
+}
+OpCost rms_norm_linear_cost(const TensorStore& io) {
+  const Tensor& in = io.get("input");
+  return cost::rms_norm_linear(in.size(0), io.get("weight").size(0), in.size(1), in.dtype());
 }
 
 }  // namespace
@@ -43,9 +52,8 @@ void register_linear_ops(OpRegistry& r) {
       io.put_owned("input", rng.normal_tensor({M, K}, dt, 0.0, 1.0));
       io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 64));
     };
-    op.bytes_moved = [](const TensorStore& io, const Attrs&) {
-      return gemm_bytes(io.get("input"), io.get("weight"));
-    };
+    op.bytes_moved = [](const TensorStore& io, const Attrs&) { return linear_cost(io).bytes; };
+    op.flops = [](const TensorStore& io, const Attrs&) { return linear_cost(io).flops; };
     op.tour_dtypes = {DType::f16, DType::bf16};
     // Accumulation order differs (cuBLAS tiles and may split K; the oracle sums in double).
     op.tolerance_scale = 2.0;
@@ -77,8 +85,9 @@ void register_linear_ops(OpRegistry& r) {
       io.put_owned("weight", rng.normal_tensor({N, K}, dt, 0.0, 1.0 / 90.5));
     };
     op.bytes_moved = [](const TensorStore& io, const Attrs&) {
-      return gemm_bytes(io.get("gate_up"), io.get("weight"));
+      return linear_silu_mul_cost(io).bytes;
     };
+    op.flops = [](const TensorStore& io, const Attrs&) { return linear_silu_mul_cost(io).flops; };
     op.tour_dtypes = {DType::f16};
     op.tolerance_scale = 2.0;
     r.add(std::move(op));
@@ -119,10 +128,9 @@ void register_linear_ops(OpRegistry& r) {
         attrs.set("eps", 1e-5);
       };
       op.bytes_moved = [](const TensorStore& io, const Attrs&) {
-        const Tensor& in = io.get("input");
-        return gemm_bytes(in, io.get("weight")) + 2.0 * in.nbytes() +
-               io.get("norm_weight").nbytes();
+        return rms_norm_linear_cost(io).bytes;
       };
+      op.flops = [](const TensorStore& io, const Attrs&) { return rms_norm_linear_cost(io).flops; };
       op.tour_dtypes = {DType::f16};
       op.tolerance_scale = 2.0;
       r.add(std::move(op));

@@ -103,6 +103,10 @@ struct OpDef {
   // bytes the op must move through device memory for it (each input read once, output written).
   std::function<void(Rng&, DType, TensorStore& io, Attrs& attrs)> make_case;
   std::function<double(const TensorStore& io, const Attrs& attrs)> bytes_moved;
+  // ... and its floating-point operations. Both come from the analytic cost model
+  // (engine/profiling/cost_model.h) where the count depends only on shapes; flops is empty for
+  // ops that do no arithmetic worth counting (copies, gathers).
+  std::function<double(const TensorStore& io, const Attrs& attrs)> flops;
   std::vector<DType> tour_dtypes = {DType::f16};
   // False when a run through the registry does more than the kernel (swap_blocks stages the host
   // side in pinned memory it allocates): the tour then checks it but leaves timing to benchmarks.

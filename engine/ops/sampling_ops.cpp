@@ -47,7 +47,10 @@ double logits_bytes(const TensorStore& io) {
   return static_cast<double>(io.get("logits").nbytes());
 }
 
-const TensorDoc kLogits{"logits", "[batch, vocab] f32/f16/bf16"};
+// -inf masks a token; a row holding a NaN or +inf has no distribution (kernels/sampling.h).
+const TensorDoc kLogits{"logits",
+                        "[batch, vocab] f32/f16/bf16; -inf masks a token, a row with a NaN or "
+                        "+inf gives token -1 and NaN probs (both backends)"};
 const TensorDoc kTemperature{"temperature", "[batch] f32 (0 = greedy)"};
 const TensorDoc kTopK{"top_k", "[batch] i32 (0 or >= vocab = off)"};
 const TensorDoc kTopP{"top_p", "[batch] f32 in (0, 1] (1 = off)"};

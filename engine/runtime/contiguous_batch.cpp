@@ -1,6 +1,7 @@
 #include "engine/runtime/contiguous_batch.h"
 
 #include <algorithm>
+#include <limits>
 
 namespace day18 {
 
@@ -65,6 +66,13 @@ std::vector<int32_t> greedy_tokens(const Tensor& logits) {
   std::vector<int32_t> out;
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = host.ptr<float>() + r * vocab;
+    // The sampler's rule for non-finite logits (kernels/sampling.h): a NaN or +inf row has no
+    // argmax. Here, on the host, that is an error naming the row.
+    for (int64_t i = 0; i < vocab; ++i)
+      if (!(x[i] <= std::numeric_limits<float>::max()))
+        throw Error(detail::concat("logits row ", r, " holds ", x[i], " at token ", i,
+                                   ": the model's output is not finite (NaN or overflowing "
+                                   "weights?)"));
     out.push_back(static_cast<int32_t>(std::max_element(x, x + vocab) - x));
   }
   return out;

@@ -34,6 +34,7 @@ ContiguousBatch make_contiguous_batch(const std::vector<SequenceChunk>& chunks, 
                                       int64_t blocks_per_seq, Device device);
 
 // Greedy token of each row of host or device logits [num_seqs, vocab] f32 (ties: lowest id).
+// Throws day18::Error naming the row and the token if a row holds a NaN or +inf.
 std::vector<int32_t> greedy_tokens(const Tensor& logits);
 
 }  // namespace day18

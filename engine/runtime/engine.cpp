@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/nvtx.h"
+#include "engine/profiling/range_recorder.h"
 
 namespace day18 {
 namespace {
@@ -16,6 +17,25 @@ double now_s() {
 }
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One CPU stage of a step, as the timeline shows it: `fn` runs inside the stage's range, named
+// `name` (an NVTX range for Nsight Systems, recorded by the engine's range recorder while `day18
+// trace` records: DAY18_NVTX_RANGE), and the stage's wall time goes to `ms` (StepRecord). The
+// stages, in the order one step() runs them: Scheduler (schedule), PrepareInputs and Launch (run),
+// Wait and ProcessOutputs (finish_step); the model's own ranges (ModelExecutor > Attention, MLP,
+// Norm; Sampling) open inside Launch. Which step a stage belongs to is marked by the caller
+// (trace::mark_step) before the range ends.
+template <typename Fn>
+void timed_stage(const char* name, double& ms, Fn&& fn) {
+  // LAB 05 BEGIN stage_ranges: clock, fn() inside the stage's range, its time (about 6 lines)
+  const auto t = std::chrono::steady_clock::now();
+  {
+    DAY18_NVTX_RANGE(name);
+    fn();
+  }
+  ms = ms_since(t);
+  // LAB 05 END stage_ranges
 }
 }  // namespace
 
@@ -116,13 +136,12 @@ std::vector<Sequence*> LLMEngine::step() {
 }
 
 SchedulerOutput LLMEngine::schedule(StepRecord& rec) {
-  const auto t = std::chrono::steady_clock::now();
   SchedulerOutput out;
-  {
-    DAY18_NVTX_RANGE("Scheduler");
+  timed_stage("Scheduler", rec.scheduler_ms, [&] {
     out = scheduler_->schedule();
-  }
-  rec.scheduler_ms = ms_since(t);
+    // The scheduler numbers the step, so the range ends in it; an empty output runs no step.
+    trace::mark_step(out.empty() ? -1 : out.step);
+  });
   return out;
 }
 
@@ -136,12 +155,14 @@ bool LLMEngine::run(SchedulerOutput out, StepRecord& rec) {
     return false;
   }
   const InFlight* prev = inflight_.empty() ? nullptr : &inflight_.back();
-  auto t = std::chrono::steady_clock::now();
-  PreparedStep prep = prepare_inputs(out, prev, rec);
-  rec.prepare_ms = ms_since(t);
-  t = std::chrono::steady_clock::now();
-  executor_->submit(out, prep, prev ? &prev->prep : nullptr, input_->staging(prep.parity));
-  rec.submit_ms = ms_since(t);
+  trace::mark_step(out.step);
+  PreparedStep prep;
+  timed_stage("PrepareInputs", rec.prepare_ms, [&] { prep = prepare_inputs(out, prev, rec); });
+  // Launch: every copy, wait and kernel of the step is enqueued (CUDA: submit() returns at once;
+  // CPU backend: the model runs here).
+  timed_stage("Launch", rec.submit_ms, [&] {
+    executor_->submit(out, prep, prev ? &prev->prep : nullptr, input_->staging(prep.parity));
+  });
   meter_.submitted(rec, out);
   inflight_.push_back(InFlight{std::move(out), std::move(prep), rec});
   return true;
@@ -149,7 +170,6 @@ bool LLMEngine::run(SchedulerOutput out, StepRecord& rec) {
 
 PreparedStep LLMEngine::prepare_inputs(const SchedulerOutput& out, const InFlight* prev,
                                        StepRecord& rec) {
-  DAY18_NVTX_RANGE("PrepareInputs");
   const int parity = next_parity_;
   next_parity_ ^= 1;
   int64_t pad = 0, ctxb = 0;
@@ -178,16 +198,13 @@ std::vector<Sequence*> LLMEngine::process(size_t keep) {
 
 std::vector<Sequence*> LLMEngine::finish_step(InFlight& f) {
   StepRecord& rec = f.rec;
-  auto t = std::chrono::steady_clock::now();
-  const std::vector<int32_t> tokens = executor_->wait(f.prep, &rec.gpu);
-  rec.wait_ms = ms_since(t);
-  t = std::chrono::steady_clock::now();
+  trace::mark_step(f.out.step);
+  std::vector<int32_t> tokens;
+  // Wait: the CPU's only wait for the GPU (on the step's D2H event; CPU backend: nothing to wait).
+  timed_stage("Wait", rec.wait_ms, [&] { tokens = executor_->wait(f.prep, &rec.gpu); });
   std::vector<Sequence*> finished;
-  {
-    DAY18_NVTX_RANGE("ProcessOutputs");
-    finished = scheduler_->process_outputs(f.out, tokens);
-  }
-  rec.process_ms = ms_since(t);
+  timed_stage("ProcessOutputs", rec.process_ms,
+              [&] { finished = scheduler_->process_outputs(f.out, tokens); });
   meter_.finished(rec, f.out, executor_->is_cuda() ? &executor_->events(f.prep.parity) : nullptr,
                   executor_->num_graph_replays());
   return finished;

@@ -24,6 +24,8 @@ StepExecutor::StepExecutor(LlamaModel& model, int64_t num_cpu_blocks, bool cuda_
     compute_ = std::make_unique<Stream>();
     d2h_ = std::make_unique<Stream>();
     cache_ = std::make_unique<Stream>();
+    stream_names_ = trace::StreamNames(
+        {{*h2d_, "h2d"}, {*compute_, "compute"}, {*d2h_, "d2h"}, {*cache_, "cache"}});
   }
   const size_t cap =
       InputLayout::make(lim.max_num_tokens, lim.max_num_seqs, lim.max_blocks_per_seq()).bytes;

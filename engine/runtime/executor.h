@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "engine/core/memory.h"
+#include "engine/profiling/range_recorder.h"
 #include "engine/runtime/graph_cache.h"
 #include "engine/runtime/input_batch.h"
 #include "engine/runtime/llama_model.h"
@@ -113,6 +114,7 @@ class StepExecutor {
 
   LlamaModel& model_;
   std::unique_ptr<Stream> h2d_, compute_, d2h_, cache_;  // CUDA
+  trace::StreamNames stream_names_;  // their names in `day18 trace` (forgotten before they go)
   Slot slots_[2];
   SwapPool swap_pool_;
   GraphCache graphs_;

@@ -11,6 +11,7 @@
 #include "engine/ops/linear.h"
 #include "engine/ops/rotary.h"
 #include "engine/runtime/model_kernels.h"
+#include "engine/runtime/model_memory.h"
 
 namespace day18 {
 namespace {
@@ -52,6 +53,7 @@ LlamaModel LlamaModel::from_config(const ModelConfig& config, DType dtype, Devic
   limits.validate(config);
   if (device == Device::cuda)
     DAY18_REQUIRE(cuda_available(), "LlamaModel: device cuda but ", cuda_unavailable_reason());
+  check_model_fits(config, dtype, device, limits);  // before any allocation (model_memory.h)
   return LlamaModel(config, LlamaWeights::random(config, dtype, device, seed), dtype, device,
                     limits);
 }
@@ -65,6 +67,7 @@ LlamaModel LlamaModel::from_folder(const std::string& dir, DType dtype, Device d
   limits.validate(config);
   if (device == Device::cuda)
     DAY18_REQUIRE(cuda_available(), "LlamaModel: device cuda but ", cuda_unavailable_reason());
+  check_model_fits(config, dtype, device, limits);  // before any allocation (model_memory.h)
   return LlamaModel(config, LlamaWeights::load_folder(dir, config, dtype, device), dtype, device,
                     limits);
 }

@@ -69,7 +69,12 @@ struct RuntimeLimits {
   // Throws naming the field (positive values, block_size supported, max_num_seqs <=
   // max_num_tokens, max_model_len <= max_position, kv.num_blocks * block_size >= max_model_len).
   void validate(const ModelConfig& config) const;
-  int64_t max_blocks_per_seq() const { return (max_model_len + kv.block_size - 1) / kv.block_size; }
+  // Throws (instead of dividing by zero) for a block size that is not positive.
+  int64_t max_blocks_per_seq() const {
+    DAY18_REQUIRE(kv.block_size > 0, "the KV block size (--block-size) must be 8, 16 or 32, got ",
+                  kv.block_size);
+    return (max_model_len + kv.block_size - 1) / kv.block_size;
+  }
 };
 
 // One step's inputs, all on the model's device. Built by the input batch (or by

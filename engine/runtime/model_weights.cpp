@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/core/safetensors.h"
 #include "engine/runtime/model_kernels.h"
 
 namespace day18 {
@@ -59,7 +60,7 @@ std::vector<Entry> entries(const ModelConfig& c, const LlamaWeights* w) {
   return e;
 }
 
-// Where one tensor lives in a safetensors file.
+// Where one tensor lives: its file and its place in it.
 struct Location {
   std::string file;
   DType dtype = DType::f32;
@@ -68,65 +69,26 @@ struct Location {
   uint64_t nbytes = 0;
 };
 
-// Reads only the header of a safetensors file and checks every entry's offsets against the file
-// size, so that a truncated shard is reported now, not halfway through the load.
+// The header of one safetensors file, through the core reader (engine/core/safetensors.h): the
+// same overflow-safe checks as every other read, offsets checked against the file size, so a
+// truncated or corrupt shard is reported now, not halfway through the load.
 std::map<std::string, Location> read_header(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  DAY18_REQUIRE(in.good(), path, ": cannot open");
-  in.seekg(0, std::ios::end);
-  const uint64_t size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  DAY18_REQUIRE(size >= 8, path, ": not a safetensors file (", size, " bytes)");
-  unsigned char len_bytes[8];
-  in.read(reinterpret_cast<char*>(len_bytes), 8);
-  uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
-  DAY18_REQUIRE(header_len <= size - 8 && header_len <= (100ull << 20), path, ": header size ",
-                header_len, " is invalid for a file of ", size, " bytes");
-  std::string text(header_len, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(header_len));
-  DAY18_REQUIRE(in.good(), path, ": cannot read the header");
-  json h;
-  try {
-    h = json::parse(text);
-  } catch (const json::exception& e) {
-    DAY18_REQUIRE(false, path, ": malformed JSON header: ", e.what());
-  }
-  DAY18_REQUIRE(h.is_object(), path, ": header is not a JSON object");
-  const uint64_t data_begin = 8 + header_len;
   std::map<std::string, Location> out;
-  for (auto& [name, v] : h.items()) {
-    if (name == "__metadata__") continue;
-    DAY18_REQUIRE(v.is_object() && v.contains("dtype") && v.contains("shape") &&
-                      v.contains("data_offsets") && v["dtype"].is_string() &&
-                      v["shape"].is_array() && v["data_offsets"].is_array() &&
-                      v["data_offsets"].size() == 2,
-                  path, ": tensor '", name, "': malformed header entry ", v.dump());
-    Location loc;
-    loc.file = path;
-    const std::string dt = v["dtype"].get<std::string>();
-    try {
-      loc.dtype = parse_dtype(dt);
-    } catch (const InvalidArgument&) {
-      DAY18_REQUIRE(false, path, ": tensor '", name, "' has unsupported dtype ", dt);
-    }
-    uint64_t numel = 1;
-    for (auto& d : v["shape"]) {
-      DAY18_REQUIRE(d.is_number_integer() && d.get<int64_t>() >= 0, path, ": tensor '", name,
-                    "': bad shape ", v["shape"].dump());
-      loc.shape.push_back(d.get<int64_t>());
-      numel *= d.get<uint64_t>();
-    }
-    const uint64_t b = v["data_offsets"][0].get<uint64_t>(),
-                   e = v["data_offsets"][1].get<uint64_t>();
-    DAY18_REQUIRE(b <= e && e - b == numel * dtype_size(loc.dtype) && data_begin + e <= size, path,
-                  ": tensor '", name, "': data_offsets [", b, ", ", e, "] do not match its shape ",
-                  shape_string(loc.shape), " ", dt, " or the file size ", size);
-    loc.offset = data_begin + b;
-    loc.nbytes = e - b;
-    out.emplace(name, std::move(loc));
-  }
+  for (auto& [name, t] : read_safetensors_header(path).tensors)
+    out.emplace(name, Location{path, t.dtype, t.shape, t.offset, t.nbytes});
   return out;
+}
+
+// A shard named by model.safetensors.index.json must be a file of the model folder: a relative
+// path that stays inside it (no "..", not absolute). Symlinks inside the folder are followed as
+// usual (the Hugging Face cache links every file to its blob); what is refused is an index that
+// sends the loader to a path of its choosing.
+void check_shard_name(const std::string& shard, const fs::path& index) {
+  const fs::path p(shard);
+  bool escapes = shard.empty() || p.is_absolute() || p.has_root_name() || p.has_root_directory();
+  for (const fs::path& part : p.lexically_normal()) escapes |= part == "..";
+  DAY18_REQUIRE(!escapes, index.string(), ": weight_map names shard '", shard,
+                "', which is outside the model folder (shards must be files of that folder)");
 }
 
 // All tensors of the checkpoint in `dir`: model.safetensors, or the shards that
@@ -151,6 +113,7 @@ std::map<std::string, Location> index_folder(const std::string& dir) {
   std::set<std::string> shards;
   for (auto& [name, f] : j["weight_map"].items()) {
     DAY18_REQUIRE(f.is_string(), index.string(), ": weight_map['", name, "'] is not a file name");
+    check_shard_name(f.get<std::string>(), index);
     weight_map[name] = f.get<std::string>();
     shards.insert(f.get<std::string>());
   }
@@ -164,8 +127,9 @@ std::map<std::string, Location> index_folder(const std::string& dir) {
     auto it = all.find(name);
     DAY18_REQUIRE(it != all.end(), index.string(), ": tensor '", name, "' is mapped to ", shard,
                   " but that file does not contain it");
-    DAY18_REQUIRE(fs::path(it->second.file).filename() == shard, index.string(), ": tensor '", name,
-                  "' is mapped to ", shard, " but found in ", it->second.file);
+    DAY18_REQUIRE(it->second.file == (fs::path(dir) / shard).string(), index.string(),
+                  ": tensor '", name, "' is mapped to ", shard, " but found in ",
+                  it->second.file);
   }
   return all;
 }

@@ -11,7 +11,9 @@ __global__ void feed_sampled_tokens_kernel(int32_t* __restrict__ token_ids,
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const int32_t r = src_rows[i];
-  if (r >= 0) token_ids[i] = prev_sampled[r];
+  // A row whose logits had a NaN or +inf sampled -1 (kernels/sampling.h): feed 0 instead, so the
+  // embedding of this doomed step reads in bounds; the CPU throws when it processes the -1.
+  if (r >= 0) token_ids[i] = max(prev_sampled[r], 0);
 }
 
 }  // namespace
@@ -34,6 +36,10 @@ void feed_sampled_tokens(const Tensor& token_ids, const Tensor& src_rows,
       if (src[i] >= 0) {
         DAY18_REQUIRE(src[i] < prev_sampled.numel(), "src_rows[", i, "] = ", src[i],
                       " outside prev_sampled [0, ", prev_sampled.numel(), ")");
+        DAY18_REQUIRE(prev[src[i]] >= 0, "the previous step sampled no token for its row ", src[i],
+                      " (token ", prev[src[i]],
+                      "): its logits held a NaN or +inf, so the model's output is not finite "
+                      "(NaN or overflowing weights?)");
         out[i] = prev[src[i]];
       }
     return;

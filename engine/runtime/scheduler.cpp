@@ -265,8 +265,9 @@ std::vector<Sequence*> Scheduler::process_outputs(const SchedulerOutput& out,
                                  " was scheduled"));
     if (!s.do_sample) continue;  // with one token per entry, its entry is ignored
     const int32_t token = sampled_tokens[one_per_seq ? i : next++];
-    DAY18_REQUIRE(token >= 0, "process_outputs: sampled token for sequence ", seq.id,
-                  " is negative (", token, ")");
+    DAY18_REQUIRE(token >= 0, "sampled token for sequence ", seq.id, " is negative (", token,
+                  ") at step ", out.step, ": its logits held a NaN or +inf, so the model's output "
+                  "is not finite (NaN or overflowing weights?)");
     token_of[i] = token;
   }
 
@@ -323,8 +324,9 @@ std::vector<Sequence*> Scheduler::process_outputs_async(const SchedulerOutput& o
     if (!out.seqs[i].do_sample) continue;
     const int32_t token = sampled[one_per_seq ? i : next++];
     if (out.seqs[i].seq->is_finished()) continue;  // stopped earlier: this sample is discarded
-    DAY18_REQUIRE(token >= 0, "process_outputs: sampled token for sequence ", out.seqs[i].seq->id,
-                  " is negative (", token, ")");
+    DAY18_REQUIRE(token >= 0, "sampled token for sequence ", out.seqs[i].seq->id,
+                  " is negative (", token, ") at step ", out.step, ": its logits held a NaN or "
+                  "+inf, so the model's output is not finite (NaN or overflowing weights?)");
     token_of[i] = token;
   }
 

@@ -169,8 +169,9 @@ TEST(EngineMetrics, CpuStepsAreChargedTheirOwnComputeWithAndWithoutAsync) {
 
 TEST(EngineMetrics, CpuDecodeTokensPerSecondAgreesWithAndWithoutAsync) {
   // One decode step of 4 tokens (the reproduction): best of 3 runs per mode against
-  // the noise of a shared machine. The bug gave a ratio near 1000; honest timings are within
-  // a small factor (both modes run the same forward).
+  // the noise of a shared machine. The bug gave a ratio near 1000; honest timings agree within
+  // a small factor (both modes run the same forward). The bound is wide (20x) because a loaded
+  // 2-core CI machine can stall either run: it is a regression test, not a timing assert.
   double best[2] = {0, 0};
   for (int rep = 0; rep < 3; ++rep)
     for (bool async : {false, true}) {
@@ -181,8 +182,8 @@ TEST(EngineMetrics, CpuDecodeTokensPerSecondAgreesWithAndWithoutAsync) {
   std::cout << "[ decode   ] tiny CPU decode tok/s: sync " << best[0] << ", async " << best[1]
             << "\n";
   ASSERT_GT(best[0], 0);
-  EXPECT_LT(best[1] / best[0], 3.0);
-  EXPECT_GT(best[1] / best[0], 1 / 3.0);
+  EXPECT_LT(best[1] / best[0], 20.0);
+  EXPECT_GT(best[1] / best[0], 1 / 20.0);
 }
 
 TEST(EngineMetrics, SteadyDecodeIdleCountsConsecutiveDecodeSteps) {

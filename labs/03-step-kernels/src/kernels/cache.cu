@@ -1,7 +1,8 @@
 // generated from engine/kernels/cache.cu by scripts/make_labs.py (lab 03);
 // edit only inside the TODO regions.
 // KV-cache kernels: reshape_and_cache, copy_blocks, swap_blocks (batched) and swap_blocks_naive
-// (the seed's trap). See cache.h for layouts.
+// (the seed's trap). See cache.h for layouts. swap_blocks' copy-engine path and the coalescing of
+// its block mapping into runs are host code, in swap_copy.cpp (lab 04).
 //
 // All three are pure data movement: the kernels copy opaque 16-byte chunks (uint4). A 2-byte
 // fallback (uint16_t) serves rows whose byte size is not a multiple of 16 (e.g. fp16 head_size
@@ -192,49 +193,6 @@ void* device_address(void* p) {
   return a.devicePointer;
 }
 
-struct Run {
-  int64_t src, dst, count;
-};
-
-// Consecutive pairs (s, d), (s+1, d+1), ... become one run: one copy instead of many.
-std::vector<Run> merge_runs(const Tensor& block_mapping) {
-  const int64_t* m = block_mapping.ptr<int64_t>();
-  std::vector<Run> runs;
-  for (int64_t i = 0; i < block_mapping.size(0); ++i) {
-    const int64_t s = m[2 * i], d = m[2 * i + 1];
-    if (!runs.empty() && runs.back().src + runs.back().count == s &&
-        runs.back().dst + runs.back().count == d)
-      ++runs.back().count;
-    else
-      runs.push_back({s, d, 1});
-  }
-  return runs;
-}
-
-void swap_copy_engine(const Tensor& src, const Tensor& dst, const std::vector<Run>& runs,
-                      size_t block_bytes, cudaStream_t stream) {
-  std::vector<void*> dsts;
-  std::vector<const void*> srcs;
-  std::vector<size_t> sizes;
-  for (const Run& r : runs) {
-    srcs.push_back(static_cast<const char*>(src.data()) + r.src * block_bytes);
-    dsts.push_back(static_cast<char*>(dst.data()) + r.dst * block_bytes);
-    sizes.push_back(r.count * block_bytes);
-  }
-  if (stream == nullptr || stream == cudaStreamLegacy || runs.size() == 1) {
-    // cudaMemcpyBatchAsync refuses the legacy default stream: one async copy per run instead.
-    for (size_t i = 0; i < runs.size(); ++i)
-      DAY18_CUDA_CHECK(cudaMemcpyAsync(dsts[i], srcs[i], sizes[i], cudaMemcpyDefault, stream));
-    return;
-  }
-  cudaMemcpyAttributes attr{};
-  attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream;  // the source is written by earlier work
-  attr.flags = cudaMemcpyFlagPreferOverlapWithCompute;
-  size_t attr_idx = 0;
-  DAY18_CUDA_CHECK(cudaMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), runs.size(), &attr,
-                                        &attr_idx, 1, stream));
-}
-
 template <typename V>
 void swap_zero_copy(const Tensor& src, const Tensor& dst, const Tensor& block_mapping,
                     size_t block_bytes, cudaStream_t stream) {
@@ -314,7 +272,7 @@ void swap_blocks(const Tensor& src, const Tensor& dst, const Tensor& block_mappi
                  SwapStrategy strategy, cudaStream_t stream) {
   if (block_mapping.size(0) == 0) return;
   const size_t block_bytes = src.nbytes() / size_t(src.size(0));
-  const std::vector<Run> runs = merge_runs(block_mapping);
+  const std::vector<BlockRun> runs = coalesce_block_runs(block_mapping);
   const Tensor& host = src.is_cuda() ? dst : src;
   const bool mapped = device_address(host.data()) != nullptr;
   if (strategy == SwapStrategy::automatic) {
@@ -330,7 +288,7 @@ void swap_blocks(const Tensor& src, const Tensor& dst, const Tensor& block_mappi
             : SwapStrategy::zero_copy;
   }
   if (strategy == SwapStrategy::copy_engine || !mapped) {
-    swap_copy_engine(src, dst, runs, block_bytes, stream);
+    swap_runs_copy_engine(src, dst, runs, block_bytes, stream);
     return;
   }
   const bool vec = block_bytes % 16 == 0 && aligned16(src.data()) && aligned16(dst.data());

@@ -1,0 +1,115 @@
+// `day18 analyze`: the kernel profile analysis page (the day's second deliverable): each kernel's
+// time share, bytes, FLOPs, intensity, % of roof, verdict, evidence and what to try, as markdown,
+// with the roofline figure that scripts/plot_roofline.py draws from the same numbers.
+//
+//   day18 analyze --ncu decode.csv --roof roof.json --preset llama-1b --batch 8 --context 1024
+//                 --out reference/results/h200/kernel_analysis.md
+//                 --roofline reference/results/h200/roofline.png
+#include <sys/wait.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/cli/kernel_analysis_cmds.h"
+#include "engine/core/error.h"
+#include "engine/core/file_io.h"
+
+namespace day18::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct AnalyzeOptions {
+  ProfileInputs in;
+  std::string out;
+  std::string roofline;
+  std::string title_command;
+};
+
+// The repository root: where scripts/plot_roofline.py is, found from the working directory or
+// from the executable (build*/engine/day18 or build*/labs/day18_labNN).
+fs::path find_script(const char* name) {
+  std::vector<fs::path> roots = {fs::current_path()};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    roots.push_back(exe.parent_path().parent_path().parent_path());
+    roots.push_back(exe.parent_path().parent_path());
+  }
+  for (const fs::path& r : roots)
+    if (fs::exists(r / "scripts" / name)) return r / "scripts" / name;
+  return {};
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+int run_analyze(const AnalyzeOptions& o) {
+  DAY18_REQUIRE(!o.out.empty(), "analyze: --out FILE.md is required (the page to write)");
+  const Analysis a = run_profile_analysis(o.in, "analyze");
+  const fs::path page(o.out);
+  const fs::path page_dir = page.has_parent_path() ? page.parent_path() : fs::path(".");
+  // The JSON beside the figure (or the page): the figure is drawn from it.
+  std::string json = o.in.json;
+  if (json.empty() && !o.roofline.empty())
+    json = fs::path(o.roofline).replace_extension(".json").string();
+  write_analysis_json(a, json, o.in.json.empty() ? "--roofline" : "--json");
+
+  std::string png_rel;
+  std::string plot_error;
+  if (!o.roofline.empty()) {
+    std::error_code ec;
+    png_rel = fs::relative(fs::absolute(o.roofline), fs::absolute(page_dir), ec).string();
+    if (ec || png_rel.empty()) png_rel = o.roofline;
+    const fs::path script = find_script("plot_roofline.py");
+    if (script.empty()) {
+      plot_error = "scripts/plot_roofline.py not found (run from the repository)";
+    } else {
+      const fs::path venv = script.parent_path().parent_path() / ".venv" / "bin" / "python";
+      const std::string py = fs::exists(venv) ? venv.string() : "python3";
+      const std::string cmd = shell_quote(py) + " " + shell_quote(script.string()) + " " +
+                              shell_quote(json) + " --out " + shell_quote(o.roofline);
+      std::fflush(stdout);
+      const int rc = std::system(cmd.c_str());
+      if (rc != 0)
+        plot_error = "the figure was not drawn: `" + cmd + "` exited with " +
+                     std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : rc) +
+                     " (matplotlib missing? scripts/lab setup makes .venv)";
+    }
+  }
+  std::string command = "day18 analyze";
+  if (!o.in.ncu.empty()) command += " --ncu " + o.in.ncu;
+  if (!o.in.trace.empty()) command += " --trace " + o.in.trace;
+  if (!o.in.preset.empty())
+    command += " --preset " + o.in.preset + " --batch " + std::to_string(o.in.batch) +
+               " --context " + std::to_string(o.in.context) + " --dtype " + o.in.dtype;
+  if (!o.in.roof_file.empty()) command += " --roof " + o.in.roof_file;
+  const std::string md = analysis_markdown(a, png_rel, command);
+  write_file_atomically(o.out, "--out", [&](std::ostream& out) { out << md; });
+  std::printf("wrote %s (%zu kernels, %d launches)%s%s\n", o.out.c_str(), a.kernels.size(),
+              a.launches, o.roofline.empty() ? "" : ", figure ", o.roofline.c_str());
+  if (!plot_error.empty()) throw Error("analyze: " + plot_error);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_analyze_command(CLI::App& app) {
+  auto o = std::make_shared<AnalyzeOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "analyze",
+      "The kernel profile analysis page (markdown): each kernel's time share, bytes, "
+      "FLOPs, intensity, % of roof, verdict, evidence and what to try");
+  add_profile_input_flags(sub, o->in);
+  sub->add_option("--out", o->out, "The markdown page to write (required)");
+  sub->add_option("--roofline", o->roofline,
+                  "Also draw the roofline PNG (scripts/plot_roofline.py, from the JSON written "
+                  "beside it) and link it from the page");
+  return [o] { return run_analyze(*o); };
+}
+
+}  // namespace day18::cli
