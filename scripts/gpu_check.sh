@@ -188,14 +188,15 @@ stage_labs() {
       echo "lab $id: not in $BUILD (no labs/test_lab${id}_solution): skipped" >>"$OUT/labs.log"
       continue
     fi
-    for kind in solution check; do
-      python3 scripts/lab_runner.py --build "$BUILD" "$kind" "$id" >>"$OUT/labs.log" 2>&1 || rc=1
-    done
+    # The solution's table must pass; the student build's is shown as it is (with the committed
+    # stubs it says "not implemented", which is right, not a failure of this check).
+    python3 scripts/lab_runner.py --build "$BUILD" solution "$id" >>"$OUT/labs.log" 2>&1 || rc=1
+    python3 scripts/lab_runner.py --build "$BUILD" check "$id" >>"$OUT/labs.log" 2>&1 || true
     n=$((n + 1))
   done
   cp "$BUILD"/labs/results/*.json "$OUT/" 2>/dev/null || true
   cat "$OUT/labs.log"
-  if [[ $rc == 0 ]]; then record labs ok $((SECONDS - t)) "$n labs: every table passed"
+  if [[ $rc == 0 ]]; then record labs ok $((SECONDS - t)) "$n labs: every solution table passed"
   else record labs FAIL $((SECONDS - t)) "a lab table failed (labs.log)"; fi
 }
 

@@ -18,12 +18,12 @@
 #include <tuple>
 #include <vector>
 
-#include "engine/profiling/cost_model.h"
 #include "engine/benchmarks/bench_support.h"
 #include "engine/core/rng.h"
 #include "engine/kernels/paged_attention.h"
 #include "engine/kernels/paged_attention_readable.h"
 #include "engine/ops/attention.h"
+#include "engine/profiling/cost_model.h"
 
 namespace day18 {
 namespace {

@@ -13,6 +13,7 @@
 #include "engine/core/error.h"
 #include "engine/core/file_io.h"
 #include "engine/core/memory.h"
+#include "engine/core/parse.h"
 
 namespace day18::cli {
 
@@ -54,6 +55,9 @@ void add_profile_input_flags(CLI::App* sub, ProfileInputs& in) {
                   "SMs of the traced GPU (a trace has no launch statistics; default: this "
                   "machine's GPU, else 132 as on an H100/H200)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--trace-steps", in.trace_steps,
+                  "With --trace: only the kernels of these engine steps, N or LO:HI (args.step): "
+                  "the decode steps of the shape --batch/--context describe, not the prefill");
   sub->add_flag(
       "--per-launch", in.per_launch,
       "One row per launch instead of one per kernel (name, grid, block, place in the step)");
@@ -94,7 +98,14 @@ Analysis run_profile_analysis(const ProfileInputs& in, const char* command) {
   }
   o.group = !in.per_launch;
   o.calibration = in.calibration;
+  DAY18_REQUIRE(in.trace_steps.empty() || !in.trace.empty(), command,
+                ": --trace-steps selects steps of a --trace (an ncu CSV has none)");
   if (!in.ncu.empty()) return analyze_ncu(ncu::read_csv(in.ncu), o);
+  if (!in.trace_steps.empty()) {
+    const auto [lo, hi] = parse_int_range("--trace-steps", in.trace_steps, 0, int64_t{1} << 40);
+    o.first_step = lo;
+    o.last_step = hi;
+  }
   if (in.sm_count > 0)
     o.sm_count = in.sm_count;
   else

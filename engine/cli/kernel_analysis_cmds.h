@@ -23,6 +23,7 @@ struct ProfileInputs {
   int64_t batch = 0, context = 0;
   std::string dtype = "fp16";
   double sm_count = 0;
+  std::string trace_steps;  // "N" or "LO:HI"
   bool per_launch = false;
   bool calibration = false;
   std::string json;

@@ -408,6 +408,8 @@ KernelTrace parse_chrome_trace(const nlohmann::json& j, const std::string& sourc
         if (args.contains("grid")) k.grid_blocks = static_cast<int64_t>(product(args.at("grid")));
         if (args.contains("block"))
           k.block_threads = static_cast<int64_t>(product(args.at("block")));
+        if (args.contains("step") && args.at("step").is_number_integer())
+          k.step = args.at("step").get<int64_t>();
       }
       op.index = out.kernels.size();
       out.kernels.push_back(std::move(k));
@@ -448,7 +450,12 @@ Analysis analyze_trace(const KernelTrace& tr, const AnalysisOptions& o) {
   a.source = tr.source;
   a.input = "trace";
   std::vector<KernelEvidence> ev;
+  int left_out = 0;
   for (const TraceKernel& k : tr.kernels) {
+    if (o.first_step >= 0 && (k.step < o.first_step || k.step > o.last_step)) {
+      ++left_out;
+      continue;
+    }
     KernelEvidence e;
     e.full_name = k.name;
     e.name = ncu::short_kernel_name(k.name);
@@ -468,8 +475,13 @@ Analysis analyze_trace(const KernelTrace& tr, const AnalysisOptions& o) {
     ev.push_back(std::move(e));
   }
   a.launches = static_cast<int>(ev.size());
+  if (left_out)
+    a.notes.push_back(std::to_string(left_out) + " kernels outside steps " +
+                      std::to_string(o.first_step) + ".." + std::to_string(o.last_step) +
+                      " left out");
   if (ev.empty())
-    a.notes.push_back(tr.source + ": no kernel slices (\"cat\": \"kernel\") in the trace");
+    a.notes.push_back(tr.source + ": no kernel slices (\"cat\": \"kernel\") in the trace" +
+                      (left_out ? " within the steps asked for" : ""));
   const auto costs = attach_plan(ev, o, a);
   for (size_t i = 0; i < ev.size(); ++i)
     if (costs[i]) {

@@ -44,6 +44,7 @@ struct TraceKernel {
   int64_t pid = 0, tid = 0;
   std::string stream;                          // args.stream when present
   int64_t grid_blocks = 0, block_threads = 0;  // products of args.grid / args.block (0: unknown)
+  int64_t step = -1;  // args.step: the engine step it belongs to (-1: unknown)
   double gap_us = -1;
 };
 struct KernelTrace {
@@ -65,6 +66,9 @@ struct AnalysisOptions {
   Roof roof;
   std::optional<DecodePlan> plan;  // attach the cost model's bytes/FLOPs (and names) to kernels
   double sm_count = 0;             // trace path: SMs, to tell a grid below one wave (0: unknown)
+  // trace path: only kernels of engine steps [first, last] (args.step); -1: every kernel. The
+  // cost model's plan is one decode shape: leave out a trace's prefill steps.
+  int64_t first_step = -1, last_step = -1;
   Thresholds thresholds = default_thresholds();
   bool group = true;  // one row per kernel (name, grid, block, place in the step), not per launch
   // The profile is `day18 calibrate --once`: its cuBLAS GEMM gets its known FLOPs

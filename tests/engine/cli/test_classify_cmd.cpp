@@ -78,6 +78,22 @@ TEST(ClassifyCmd, ARecordedTraceIsClassifiedWithoutAGpu) {
                    "median idle gap before a launch"});
 }
 
+TEST(ClassifyCmd, TraceStepsSelectsSteps) {
+  auto [rc, out] = run_day18("classify --brief --trace " + kTrace +
+                             " --peak-bw 4200 --peak-flops 790 --preset llama-1b --batch 1 "
+                             "--context 512 --trace-steps 3:3");
+  ASSERT_EQ(rc, 0) << out;
+  expect_has(out, {"7 launches"});
+  std::tie(rc, out) = run_day18("classify --trace " + kTrace +
+                                " --peak-bw 4200 --preset llama-1b --batch 1 --context 512 "
+                                "--trace-steps 5:2");
+  EXPECT_EQ(rc, 2) << out;
+  expect_has(out, {"--trace-steps", "5:2"});
+  std::tie(rc, out) = run_day18("classify --ncu " + kCalib + " --trace-steps 1");
+  EXPECT_EQ(rc, 2) << out;
+  expect_has(out, {"--trace-steps selects steps of a --trace"});
+}
+
 TEST(ClassifyCmd, ATraceWithoutTheRoofOrThePlanSaysWhatIsMissing) {
   auto [rc, out] =
       run_day18("classify --trace " + kTrace + " --preset llama-1b --batch 1 --context 512");

@@ -133,17 +133,18 @@ TEST(GpuProbe, EveryKindAtEverySizeIsMeasuredInOrder) {
 TEST(GpuProbe, BandwidthGrowsWithSizeRoughly) {
   DAY18_REQUIRE_GPU();
   // Latency gives way to bandwidth: the largest copy is faster per byte than the smallest, and
-  // not far below the best point of its sweep (no collapse at the end). Pageable copies get a
-  // wider margin: at a few MiB their source stays in the CPU's caches, which helps the driver's
-  // staging copy more than at 256 MiB.
+  // not far below the best point of its sweep (no collapse at the end). Not for pageable copies:
+  // the driver stages them through its own pinned buffer, and a small source still in the CPU's
+  // caches goes faster than a large one (seen on the H200: pageable H2D 9.2 GB/s at the smallest
+  // size, 6.0 at the largest), so their curve has no such shape to check.
   const ProbeReport& r = small_probe();
   for (CopyKind k : kAllCopyKinds) {
+    if (k == CopyKind::h2d_pageable || k == CopyKind::d2h_pageable) continue;
     const auto v = of_kind(r, k);
     double best = 0;
     for (auto* b : v) best = std::max(best, b->gbps);
-    const bool pageable = k == CopyKind::h2d_pageable || k == CopyKind::d2h_pageable;
     EXPECT_GT(v.back()->gbps, v.front()->gbps) << copy_kind_key(k);
-    EXPECT_GE(v.back()->gbps, (pageable ? 0.3 : 0.5) * best) << copy_kind_key(k);
+    EXPECT_GE(v.back()->gbps, 0.5 * best) << copy_kind_key(k);
   }
 }
 

@@ -117,6 +117,19 @@ TEST(KernelAnalysis, ATraceIsClassifiedFromTheRooflineAndTheGaps) {
   EXPECT_EQ(verdict_of("layer * attention ("), "LATENCY BOUND (grid below one wave)");
 }
 
+TEST(KernelAnalysis, ATraceCanBeCutToTheDecodeSteps) {
+  const KernelTrace tr =
+      read_chrome_trace(src("tests/engine/profiling/data/decode_trace_handmade.json"));
+  EXPECT_EQ(tr.kernels[0].step, 3);
+  AnalysisOptions o = h200_options(1, 512);
+  o.first_step = o.last_step = 3;
+  EXPECT_EQ(analyze_trace(tr, o).launches, 7);
+  o.first_step = o.last_step = 4;
+  const Analysis none = analyze_trace(tr, o);
+  EXPECT_EQ(none.launches, 0);
+  EXPECT_NE(none.notes[0].find("7 kernels outside steps 4..4"), std::string::npos) << none.notes[0];
+}
+
 TEST(KernelAnalysis, ATraceNeedsThePlanAndTheRoofToSayMore) {
   const KernelTrace tr =
       read_chrome_trace(src("tests/engine/profiling/data/decode_trace_handmade.json"));
