@@ -144,8 +144,8 @@ if [[ $CALIB == 1 ]]; then
   [[ -n "$DAY18" && -x "$DAY18" ]] || die "--calibration: no day18 binary (build it, or --day18 BIN)"
   CMD=("$DAY18" calibrate --once)
   RANGE=1
-  # Our kernels and cuBLAS's GEMM (sm90_xmma_gemm_..., or cutlass_...); not the set-up fills.
-  [[ -n "$KERNEL" ]] || KERNEL='regex:calib_|gemm|xmma|cutlass'
+  # Our kernels and cuBLAS's GEMM (nvjet_sm90_... on CUDA 13, sm90_xmma_gemm_..., cutlass_...); not the set-up fills.
+  [[ -n "$KERNEL" ]] || KERNEL='regex:calib_|gemm|xmma|cutlass|nvjet'
 fi
 [[ ${#CMD[@]} -gt 0 ]] || die "nothing to profile: give --calibration, or the command after -- (--help)"
 [[ -n "$OUT_CSV" ]] || die "-o FILE.csv is required (where the CSV goes)"

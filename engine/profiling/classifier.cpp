@@ -179,6 +179,9 @@ Cause busiest_memory_level(const KernelEvidence& k) {
       v = *p;
       best = c;
     }
+  if (best != Cause::dram && k.dram_pct &&
+      *k.dram_pct >= v - default_thresholds().dram_margin_points)
+    return Cause::dram;  // the L2 traffic is the DRAM traffic passing through (Thresholds)
   return best;
 }
 
@@ -193,6 +196,9 @@ Cause busiest_pipe(const KernelEvidence& k) {
       v = *p;
       best = c;
     }
+  if (best != Cause::dram && k.dram_pct &&
+      *k.dram_pct >= v - default_thresholds().dram_margin_points)
+    return Cause::dram;  // the L2 traffic is the DRAM traffic passing through (Thresholds)
   return best;
 }
 

@@ -57,6 +57,11 @@ struct Thresholds {
   double launch_gap_ratio = 1;
   // The seed's OCCUPANCY LIMITED threshold (its tree and the fixed tree use it).
   double seed_low_occupancy_pct = 30;
+  // Which memory level bounds a memory-bound kernel: every DRAM byte also passes through the L2,
+  // so a kernel that streams from DRAM shows the L2 a little busier than the DRAM (the H200's
+  // streaming copy: L2 88%, DRAM 83%). DRAM is named when it is within this many points of the
+  // busiest level; L2 (or L1) only when it is busier by more.
+  double dram_margin_points = 10;
 };
 const Thresholds& default_thresholds();
 
