@@ -304,6 +304,14 @@ KernelEvidence evidence_from_ncu(const ncu::Table& t, size_t row, const MetricRe
     k.bytes = rd.value_or(0) + wr.value_or(0);
     k.bytes_source = "dram__bytes_read + dram__bytes_write";
   }
+  // A kernel that loads through TMA (cuBLAS's sm_90 GEMMs) issues few or no LSU global loads:
+  // the load-efficiency metrics then describe a sliver of its traffic (or nothing), not its
+  // access pattern, so they are not evidence (the H200's calibration GEMM: 0 LSU sectors, 1.25 GB
+  // read from DRAM, which the efficiency metric reported as uncoalesced).
+  if (sectors && rd && *rd > 0 && *sectors * 32 < 0.1 * *rd) {
+    k.load_efficiency_pct.reset();
+    k.sectors_per_request.reset();
+  }
   double flops = 0;
   bool any = false;
   for (const auto& f : m::kFlopOps) {
