@@ -1,5 +1,9 @@
 #include "engine/profiling/classifier.h"
 
+#include <optional>
+
+#include <initializer_list>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -170,15 +174,26 @@ const char* limiter_name(Limiter l) {
   return "";
 }
 
-Cause busiest_memory_level(const KernelEvidence& k) {
-  Cause best = Cause::memory_level_unknown;
-  double v = -1;
-  for (auto [c, p] : {std::pair{Cause::dram, k.dram_pct}, std::pair{Cause::l2, k.l2_pct},
-                      std::pair{Cause::l1, k.l1_pct}})
-    if (p && *p > v) {
-      v = *p;
+namespace {
+// The cause whose percentage is highest among those measured; `none` when none is; the highest
+// percentage in `pct`.
+Cause busiest(std::initializer_list<std::pair<Cause, std::optional<double>>> units, Cause none,
+              double& pct) {
+  Cause best = none;
+  pct = -1;
+  for (const auto& [c, p] : units)
+    if (p && *p > pct) {
+      pct = *p;
       best = c;
     }
+  return best;
+}
+}  // namespace
+
+Cause busiest_memory_level(const KernelEvidence& k) {
+  double v = 0;
+  const Cause best = busiest({{Cause::dram, k.dram_pct}, {Cause::l2, k.l2_pct}, {Cause::l1, k.l1_pct}},
+                             Cause::memory_level_unknown, v);
   if (best != Cause::dram && k.dram_pct &&
       *k.dram_pct >= v - default_thresholds().dram_margin_points)
     return Cause::dram;  // the L2 traffic is the DRAM traffic passing through (Thresholds)
@@ -186,20 +201,10 @@ Cause busiest_memory_level(const KernelEvidence& k) {
 }
 
 Cause busiest_pipe(const KernelEvidence& k) {
-  Cause best = k.tensor_op ? Cause::tensor_pipe : Cause::pipe_unknown;
-  double v = -1;
-  for (auto [c, p] :
-       {std::pair{Cause::tensor_pipe, k.tensor_pipe_pct},
-        std::pair{Cause::fma_pipe, k.fma_pipe_pct}, std::pair{Cause::alu_pipe, k.alu_pipe_pct},
-        std::pair{Cause::fp64_pipe, k.fp64_pipe_pct}})
-    if (p && *p > v) {
-      v = *p;
-      best = c;
-    }
-  if (best != Cause::dram && k.dram_pct &&
-      *k.dram_pct >= v - default_thresholds().dram_margin_points)
-    return Cause::dram;  // the L2 traffic is the DRAM traffic passing through (Thresholds)
-  return best;
+  double v = 0;
+  return busiest({{Cause::tensor_pipe, k.tensor_pipe_pct}, {Cause::fma_pipe, k.fma_pipe_pct},
+                  {Cause::alu_pipe, k.alu_pipe_pct}, {Cause::fp64_pipe, k.fp64_pipe_pct}},
+                 k.tensor_op ? Cause::tensor_pipe : Cause::pipe_unknown, v);
 }
 
 Limiter occupancy_limiter(const KernelEvidence& k) {
