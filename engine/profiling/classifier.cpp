@@ -207,6 +207,13 @@ Cause busiest_pipe(const KernelEvidence& k) {
                  k.tensor_op ? Cause::tensor_pipe : Cause::pipe_unknown, v);
 }
 
+bool operand_staging(const KernelEvidence& k, const Thresholds& t) {
+  if (busiest_memory_level(k) != Cause::l1 || (!k.dram_pct && !k.l2_pct)) return false;
+  for (const auto& p : {k.tensor_pipe_pct, k.fma_pipe_pct, k.alu_pipe_pct, k.fp64_pipe_pct})
+    if (p && *p >= t.roof_pct) return true;
+  return false;
+}
+
 Limiter occupancy_limiter(const KernelEvidence& k) {
   Limiter best = Limiter::none;
   double v = 1e300;
@@ -224,7 +231,8 @@ Limiter occupancy_limiter(const KernelEvidence& k) {
 Decision decide(const KernelEvidence& k, const Thresholds& t) {
   // LAB 06 BEGIN decide: uncoalesced, near the roof, memory, compute, else latency and its cause (about 30 lines)
   if (!k.sm_pct || !k.mem_pct) return {};
-  const double sm = *k.sm_pct, mem = *k.mem_pct;
+  const double sm = *k.sm_pct;
+  double mem = *k.mem_pct;
   const bool compute_busy = sm >= t.high_throughput_pct && sm > mem;
   bool scattered = false;
   if (k.load_efficiency_pct)
@@ -232,6 +240,9 @@ Decision decide(const KernelEvidence& k, const Thresholds& t) {
   else if (k.sectors_per_request)
     scattered = *k.sectors_per_request > t.max_sectors_per_request;
   if (scattered && !compute_busy) return {Bound::uncoalesced, Cause::none, Limiter::none};
+  // A pipe at its roof fed from L1 / shared memory (a tiled GEMM stages its operand tiles there):
+  // that traffic is the pipe's operand feed, so the memory that can bound the kernel is off-chip.
+  if (operand_staging(k, t)) mem = std::max(k.dram_pct.value_or(0), k.l2_pct.value_or(0));
   if (sm >= t.roof_pct && mem >= t.roof_pct) return {Bound::near_roof, Cause::none, Limiter::none};
   if (mem >= t.high_throughput_pct && mem >= sm)
     return {Bound::memory, busiest_memory_level(k), Limiter::none};

@@ -12,6 +12,11 @@
 //   1. UNCOALESCED    global loads use less than 60% of each 32-byte sector they fetch, and the
 //                     kernel is not compute-bound: fix the access pattern first.
 //   2. NEAR THE ROOF  compute (SM) and memory throughput both >= 80% of peak: both units saturated.
+//                     When a pipe is at its roof (>= 80%) and L1 / shared memory is the busiest
+//                     memory unit, the L1 traffic is that pipe's operand feed (a tiled GEMM stages
+//                     its tiles there): from here on "memory" is the busier of DRAM and L2
+//                     (operand_staging; the H200's cuBLAS GEMM: L1 98%, L2 48%, DRAM 20%, tensor
+//                     pipe 97% -> COMPUTE BOUND, tensor pipe).
 //   3. MEMORY BOUND   memory throughput >= 60% and >= compute: at DRAM, L2 or L1 (the busiest).
 //   4. COMPUTE BOUND  compute throughput >= 60%: on the tensor, FMA, ALU or FP64 pipe (the
 //   busiest).
@@ -171,6 +176,9 @@ const char* limiter_name(
 Cause busiest_memory_level(const KernelEvidence& k);
 Cause busiest_pipe(const KernelEvidence& k);
 Limiter occupancy_limiter(const KernelEvidence& k);
+// True when a pipe is at its roof and L1 / shared memory is the busiest memory unit (DRAM or L2
+// known): decide() then judges memory by DRAM and L2 only.
+bool operand_staging(const KernelEvidence& k, const Thresholds& t = default_thresholds());
 
 // ---------------------------------------------------------------- the verdict, with evidence
 struct Classification {

@@ -107,12 +107,16 @@ std::string kernel_family(const std::string& n) {
   };
   for (const auto& [k, f] : kOurs)
     if (n.find(k) != std::string::npos) return f;
-  // cuBLAS / cuBLASLt / CUTLASS GEMM kernels: sm90_xmma_gemm_..., cutlass_..., gemv2T_kernel,
-  // gemmSN_TN_kernel, splitKreduce_kernel, ...
+  // cuBLAS / cuBLASLt / CUTLASS GEMM kernels: sm90_xmma_gemm_..., nvjet_sm90_..., cutlass_...,
+  // gemv2T_kernel, gemmSN_TN_kernel, ...
   std::string low = n;
   std::transform(low.begin(), low.end(), low.begin(),
                  [](unsigned char c) { return std::tolower(c); });
-  for (const char* k : {"gemm", "gemv", "xmma", "cutlass", "splitk", "cublas"})
+  // cuBLAS's split-K reduce sums the partial products of the GEMM launched just before it: it is
+  // part of that GEMM, not a planned launch of its own.
+  if (low.find("splitkreduce") != std::string::npos) return "linear_reduce";
+  // nvjet_sm90_*: cuBLAS 12.x/13.x's own GEMM kernels on Hopper.
+  for (const char* k : {"gemm", "gemv", "xmma", "cutlass", "nvjet", "cublas"})
     if (low.find(k) != std::string::npos) return "linear";
   return "other";
 }

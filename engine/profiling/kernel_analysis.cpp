@@ -223,10 +223,15 @@ std::vector<std::optional<OpCost>> attach_plan(std::vector<KernelEvidence>& ev,
   std::vector<std::string> names;
   for (const auto& e : ev) names.push_back(e.name);
   const std::vector<int> match = match_plan(names, plan);
-  int unmatched = 0;
+  int unmatched = 0, reduces = 0;
   for (size_t i = 0; i < ev.size(); ++i) {
     if (match[i] < 0) {
-      ++unmatched;
+      if (kernel_family(ev[i].name) == "linear_reduce") {
+        ++reduces;
+        ev[i].what = "split-K reduce of the GEMM before it";
+      } else {
+        ++unmatched;
+      }
       continue;
     }
     const PlannedLaunch& p = plan[match[i]];
@@ -237,6 +242,10 @@ std::vector<std::optional<OpCost>> attach_plan(std::vector<KernelEvidence>& ev,
     a.notes.push_back(std::to_string(unmatched) + " of " + std::to_string(ev.size()) +
                       " launches matched no launch of the decode-step plan (" + o.plan->describe() +
                       "): they have no analytic bytes/FLOPs");
+  if (reduces)
+    a.notes.push_back(std::to_string(reduces) +
+                      " launches are cuBLAS's split-K reduces: part of the GEMM launched before "
+                      "each, with no planned launch (and no analytic cost) of their own");
   return costs;
 }
 
@@ -326,7 +335,11 @@ KernelEvidence evidence_from_ncu(const ncu::Table& t, size_t row, const MetricRe
     k.flops = flops;
     k.flops_source = "SASS FP add/mul/fma counters";
   }
-  k.tensor_op = (k.tensor_pipe_pct && *k.tensor_pipe_pct >= 5) || kernel_family(k.name) == "linear";
+  // A tensor-core kernel: a GEMM by name, or one whose tensor pipe is busy and busier than its
+  // FMA pipe (the H200's FMA loop shows the tensor pipe at 5% beside FMA at 85%).
+  k.tensor_op = kernel_family(k.name) == "linear" ||
+                (k.tensor_pipe_pct && *k.tensor_pipe_pct >= 5 &&
+                 *k.tensor_pipe_pct >= k.fma_pipe_pct.value_or(0));
   return k;
 }
 

@@ -77,6 +77,33 @@ TEST(Decide, MemoryLevelIsTheBusiestUnit) {
   EXPECT_EQ(decide(k).cause, Cause::l1);
 }
 
+TEST(Decide, AGemmFeedingItsTensorPipeFromSharedMemoryIsComputeBoundNotNearTheRoof) {
+  // cuBLAS's 8192^3 GEMM on the H200 (reference/ncu/h200/calibration.csv): SM 93%, memory 95%,
+  // but that 95% is L1 / shared memory staging tiles for the tensor pipe at 97%; DRAM 20%.
+  KernelEvidence k = sol(93.4, 94.6);
+  k.dram_pct = 20.5;
+  k.l2_pct = 48.3;
+  k.l1_pct = 98.2;
+  k.tensor_pipe_pct = 97.0;
+  EXPECT_TRUE(operand_staging(k));
+  EXPECT_EQ(decide(k), (Decision{Bound::compute, Cause::tensor_pipe, Limiter::none}));
+  // The same counters with the L2 at its roof too: off-chip memory is busy, near the roof.
+  k.l2_pct = 85;
+  EXPECT_EQ(decide(k).bound, Bound::near_roof);
+  // No pipe at its roof: the L1 is the bound (bank conflicts, say), not an operand feed.
+  k.l2_pct = 48.3;
+  k.tensor_pipe_pct = 40;
+  k.sm_pct = 70;
+  EXPECT_FALSE(operand_staging(k));
+  EXPECT_EQ(decide(k), (Decision{Bound::memory, Cause::l1, Limiter::none}));
+  // Without DRAM / L2 counters there is nothing to judge memory by instead: the plain rule.
+  KernelEvidence bare = sol(93.4, 94.6);
+  bare.l1_pct = 98.2;
+  bare.tensor_pipe_pct = 97;
+  EXPECT_FALSE(operand_staging(bare));
+  EXPECT_EQ(decide(bare).bound, Bound::near_roof);
+}
+
 TEST(Decide, ComputePipeIsTheBusiestPipe) {
   KernelEvidence k = sol(90, 30);
   EXPECT_EQ(decide(k).cause, Cause::pipe_unknown);

@@ -73,6 +73,9 @@ TEST(CostModel, KernelFamiliesFromKernelNames) {
   EXPECT_EQ(kernel_family("gemv_kernel"), "gemv");
   EXPECT_EQ(kernel_family("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize64x64x64"), "linear");
   EXPECT_EQ(kernel_family("cutlass_80_tensorop_s16816gemm"), "linear");
+  EXPECT_EQ(kernel_family("nvjet_sm90_hsh_64x8_64x16_4x1_v_bz_splitK_TNT"), "linear");
+  EXPECT_EQ(kernel_family("void cublasLt::splitKreduce_kernel<32, 16, int, float>"),
+            "linear_reduce");  // part of the GEMM before it, never a planned launch
   EXPECT_EQ(kernel_family("calib_fma_loop"), "other");
 }
 

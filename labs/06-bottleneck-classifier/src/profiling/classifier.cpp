@@ -200,6 +200,13 @@ Cause busiest_pipe(const KernelEvidence& k) {
                  k.tensor_op ? Cause::tensor_pipe : Cause::pipe_unknown, v);
 }
 
+bool operand_staging(const KernelEvidence& k, const Thresholds& t) {
+  if (busiest_memory_level(k) != Cause::l1 || (!k.dram_pct && !k.l2_pct)) return false;
+  for (const auto& p : {k.tensor_pipe_pct, k.fma_pipe_pct, k.alu_pipe_pct, k.fp64_pipe_pct})
+    if (p && *p >= t.roof_pct) return true;
+  return false;
+}
+
 Limiter occupancy_limiter(const KernelEvidence& k) {
   Limiter best = Limiter::none;
   double v = 1e300;
