@@ -7,11 +7,13 @@
 //   day18 --paged-attention readable tour   (any command, with the lab 02 attention kernel)
 //   day18 generate --model <hf folder> | --preset tiny --prompt-ids 1,2,3 --max-tokens 16
 //   day18 --version                 the version and the git commit it was built from
+//   day18 --verbose <command>       errors keep their source location (file:line)
 #include <cstdio>
 #include <exception>
 #include <string>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/error_text.h"
 #include "engine/core/build_info.h"
 #include "engine/core/error.h"
 #include "engine/ops/attention.h"
@@ -31,6 +33,9 @@ int main(int argc, char** argv) {
                  "PagedAttention kernel for every call that asks for the automatic choice: auto "
                  "(the engine's rule: v1 or v2), v1, v2, or readable (the lab 02 kernel)")
       ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}));
+  bool verbose = false;
+  app.add_flag("--verbose", verbose,
+               "Error messages keep the source location (file:line) they were raised at");
   day18::cli::Runner tour = day18::cli::add_tour_command(app);
   day18::cli::Runner kernel = day18::cli::add_kernel_command(app);
   day18::cli::Runner generate = day18::cli::add_generate_command(app);
@@ -38,6 +43,7 @@ int main(int argc, char** argv) {
   day18::cli::Runner probe = day18::cli::add_probe_command(app);
   day18::cli::Runner kernel_analysis = day18::cli::add_kernel_analysis_commands(app);
   day18::cli::Runner trace = day18::cli::add_trace_command(app);
+  day18::cli::Runner report = day18::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -54,13 +60,12 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("probe")) return probe();
     if (app.got_subcommand("trace")) return trace();
+    if (app.got_subcommand("report")) return report();
     if (app.got_subcommand("classify") || app.got_subcommand("analyze") || app.got_subcommand("calibrate")) return kernel_analysis();
-  } catch (const day18::Error& e) {
-    std::fprintf(stderr, "day18: error: %s\n", e.what());
-    return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "day18: unexpected error: %s\n", e.what());
-    return 3;
+    const day18::cli::FailureText f = day18::cli::describe_failure(e, verbose);
+    std::fprintf(stderr, "%s\n", f.text.c_str());
+    return f.exit_code;
   }
   return 0;
 }

@@ -72,6 +72,14 @@ Workload plan_workload(const WorkloadOptions& o, const char* command) {
           ? ModelConfig::preset(c.preset)
           : ModelConfig::from_json_file((std::filesystem::path(o.model) / "config.json").string());
   w.context = std::min(o.max_model_len, w.shape.max_position);
+  // Said with the flags as typed here, before the engine's own check says it in its field names.
+  if (o.num_gpu_blocks > 0) {
+    const int64_t need = (w.context + o.block_size - 1) / o.block_size;
+    DAY18_REQUIRE(o.num_gpu_blocks >= need, "--num-gpu-blocks ", o.num_gpu_blocks, " x --block-size ",
+                  o.block_size, " holds ", o.num_gpu_blocks * o.block_size,
+                  " tokens: fewer than one sequence of --max-model-len ", w.context, " needs (",
+                  need, " blocks); give at least ", need, ", or 0 to derive it from the memory");
+  }
   w.output_len = parse_int_range("--output-len", o.output_len, 1, w.context);
   return w;
 }

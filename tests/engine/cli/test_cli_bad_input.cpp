@@ -159,6 +159,26 @@ TEST(CliConventions, RunRejectsPresetWithModelLikeGenerate) {
 
 // ---- crashes and hangs -----------------------------------------------------------------------
 
+TEST(CliConventions, SourceLocationsOnlyWithVerbose) {
+  // Before: every argument error ended in " [/work/main/engine/cli/generate_cmd.cpp:72]".
+  const std::regex location(R"([A-Za-z0-9_./+-]+\.(cpp|cu|h):[0-9]+)");
+  const Result plain = day18("generate --model /nonexistent --prompt-ids 1,2");
+  EXPECT_EQ(plain.rc, 2) << plain.out;
+  EXPECT_NE(plain.out.find("--model: '/nonexistent'"), std::string::npos) << plain.out;
+  EXPECT_FALSE(std::regex_search(plain.out, location)) << plain.out;
+  const Result verbose = day18("--verbose generate --model /nonexistent --prompt-ids 1,2");
+  EXPECT_EQ(verbose.rc, 2) << verbose.out;
+  EXPECT_TRUE(std::regex_search(verbose.out, location)) << verbose.out;
+}
+
+TEST(CliConventions, TooFewKvBlocksIsSaidInTheFlagsNames) {
+  // Before: "RuntimeLimits: kv.num_blocks = 1 cannot hold even one sequence of max_model_len".
+  expect_refused("run --preset tiny --device cpu --requests 2 --num-gpu-blocks 1",
+                 {"--num-gpu-blocks 1", "--block-size 16", "--max-model-len"});
+  const Result r = day18("run --preset tiny --device cpu --requests 2 --num-gpu-blocks 1");
+  EXPECT_EQ(r.out.find("RuntimeLimits"), std::string::npos) << r.out;
+}
+
 TEST(CliBadInput, BlockSizeZeroIsRefusedNotADivisionByZero) {
   // Before: SIGFPE in generate and run.
   expect_refused(kTinyRun + "--block-size 0", {"--block-size", "0", "8,16,32"});
