@@ -244,11 +244,25 @@ def main() -> int:
     a = ap.parse_args()
 
     if a.plot_only:
-        doc = json.loads(pathlib.Path(a.plot_only).read_text())
+        src = pathlib.Path(a.plot_only)
+        try:
+            doc = json.loads(src.read_text())
+        except OSError as e:
+            sys.exit(f"bench_decode: --plot-only {src}: cannot read it ({e.strerror})")
+        except json.JSONDecodeError as e:
+            sys.exit(f"bench_decode: --plot-only {src}: not JSON ({e})")
+        missing = [k for k in ("provenance", "points", "floor_ms", "prompt_len", "output_len")
+                   if not isinstance(doc, dict) or k not in doc]
+        if missing:
+            sys.exit(f"bench_decode: --plot-only {src}: not a decode-sweep JSON of this script "
+                     f"(missing {', '.join(missing)})")
         if doc.get("points") and doc.get("floor_ms"):
             doc["targets"] = evaluate(doc)  # with today's definitions (old sweeps: whole-run busy)
         print_table(doc)
-        plot(doc, pathlib.Path(a.plot_only).with_suffix(".png"))
+        # The figure goes into --out when given (never beside a tracked input unless asked).
+        png = (pathlib.Path(a.out) / src.with_suffix(".png").name) if a.out else src.with_suffix(".png")
+        png.parent.mkdir(parents=True, exist_ok=True)
+        plot(doc, png)
         return 0
 
     day18 = pathlib.Path(a.day18)

@@ -36,7 +36,8 @@ def load(path: Path) -> dict:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         sys.exit(f"plot_bandwidth: cannot read {path}: {e}")
-    if data.get("schema") != SCHEMA:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        data = data if isinstance(data, dict) else {}
         sys.exit(f"plot_bandwidth: {path} is not a `day18 probe --json` file "
                  f"(schema {data.get('schema')!r}, expected {SCHEMA!r})")
     for key in ("provenance", "results", "p_gbps", "datasheet"):

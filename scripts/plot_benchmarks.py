@@ -132,6 +132,8 @@ UNIT_TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 def load(paths: list[pathlib.Path]) -> tuple[list[Bench], dict]:
     files: list[pathlib.Path] = []
     for p in paths:
+        if not p.exists():
+            sys.exit(f"plot_benchmarks: {p}: no such file or folder")
         files += sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not files:
         sys.exit(f"plot_benchmarks: no JSON files in {', '.join(map(str, paths))}")
@@ -141,8 +143,12 @@ def load(paths: list[pathlib.Path]) -> tuple[list[Bench], dict]:
     for f in files:
         try:
             data = json.loads(f.read_text())
+        except OSError as e:
+            sys.exit(f"plot_benchmarks: {f}: cannot read it ({e.strerror})")
         except json.JSONDecodeError as e:
             sys.exit(f"plot_benchmarks: {f}: not JSON ({e})")
+        if not isinstance(data, dict):
+            sys.exit(f"plot_benchmarks: {f}: not Google Benchmark JSON (a {type(data).__name__}, not an object)")
         if "benchmarks" not in data:
             print(f"plot_benchmarks: {f}: no 'benchmarks' (not Google Benchmark JSON), skipped", file=sys.stderr)
             continue

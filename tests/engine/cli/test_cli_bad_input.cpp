@@ -179,6 +179,17 @@ TEST(CliConventions, TooFewKvBlocksIsSaidInTheFlagsNames) {
   EXPECT_EQ(r.out.find("RuntimeLimits"), std::string::npos) << r.out;
 }
 
+TEST(PythonScripts, BadInputsGiveOneLineErrors) {
+  // Before: plot_benchmarks.py on a missing file and bench_decode.py --plot-only on a malformed
+  // one ended in a traceback; plot_bandwidth.py on a JSON array too.
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = DAY18_SOURCE_DIR;
+  const std::string venv = src + "/.venv/bin/python";
+  const std::string py = fs::exists(venv) ? venv : "python3";
+  const Result r = shell(py + " " + src + "/tests/scripts/test_script_errors.py", 600);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(CliBadInput, BlockSizeZeroIsRefusedNotADivisionByZero) {
   // Before: SIGFPE in generate and run.
   expect_refused(kTinyRun + "--block-size 0", {"--block-size", "0", "8,16,32"});
