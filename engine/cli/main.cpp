@@ -43,7 +43,6 @@ int main(int argc, char** argv) {
   day18::cli::Runner probe = day18::cli::add_probe_command(app);
   day18::cli::Runner kernel_analysis = day18::cli::add_kernel_analysis_commands(app);
   day18::cli::Runner trace = day18::cli::add_trace_command(app);
-  day18::cli::Runner report = day18::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -60,7 +59,6 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("probe")) return probe();
     if (app.got_subcommand("trace")) return trace();
-    if (app.got_subcommand("report")) return report();
     if (app.got_subcommand("classify") || app.got_subcommand("analyze") || app.got_subcommand("calibrate")) return kernel_analysis();
   } catch (const std::exception& e) {
     const day18::cli::FailureText f = day18::cli::describe_failure(e, verbose);
