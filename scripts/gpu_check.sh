@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # scripts/gpu_check.sh: everything to check on a GPU machine in one command, for a build folder
 # made elsewhere (see docs/gpu.md): tests with REQUIRE_GPU=1, compute-sanitizer (memcheck,
-# racecheck, synccheck) over the GPU tests, the benchmarks as JSON, the tour, and every lab's
+# racecheck, synccheck, initcheck) over the GPU tests, the benchmarks as JSON, the tour, and every lab's
 # tables (scripts/lab solution NN and check NN, with timing against the engine) and the labs' device
 # mutations built elsewhere (scripts/lab mutate NN --save .gpu/mutants). Logs go to
 # $OUT (or ./gpu_check_out); a summary table is printed last. About 5-8 minutes on an H100.
 #
 #   scripts/gpu_check.sh                      all stages
 #   scripts/gpu_check.sh tests bench          only these (info tests memcheck racecheck
-#                                             synccheck bench tour labs mutants)
+#                                             synccheck initcheck bench tour labs mutants)
 #
 # Environment:
 #   BUILD_DIR           build folder (default build-gpu)
@@ -37,7 +37,7 @@ SANITIZER_TIMEOUT="${SANITIZER_TIMEOUT:-100}"
 BENCH_FILTER="${BENCH_FILTER:-.}"
 BENCH_MIN_TIME="${BENCH_MIN_TIME:-0.2}"
 
-ALL_STAGES=(info tests memcheck racecheck synccheck bench tour labs mutants)
+ALL_STAGES=(info tests memcheck racecheck synccheck initcheck bench tour labs mutants)
 if [[ $# -gt 0 ]]; then STAGES=("$@"); else STAGES=("${ALL_STAGES[@]}"); fi
 for s in "${STAGES[@]}"; do
   [[ " ${ALL_STAGES[*]} " == *" $s "* ]] || { echo "gpu_check: unknown stage '$s' (${ALL_STAGES[*]})" >&2; exit 2; }
@@ -224,7 +224,7 @@ for s in "${STAGES[@]}"; do
   case "$s" in
     info) stage_info ;;
     tests) stage_tests ;;
-    memcheck|racecheck|synccheck) stage_sanitizer "$s" ;;
+    memcheck|racecheck|synccheck|initcheck) stage_sanitizer "$s" ;;
     bench) stage_bench ;;
     tour) stage_tour ;;
     labs) stage_labs ;;

@@ -22,18 +22,31 @@ struct KernelOptions {
   bool markdown = false;
 };
 
+// A table cell: a | inside it would end the cell (docs/ops.md's tables broke on "gate | up").
+std::string cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 void print_list(bool markdown) {
   for (const OpDef& op : OpRegistry::instance().all()) {
     if (markdown) {
       std::cout << "## `" << op.name << "` (" << op.family << ")\n\n" << op.summary << "\n\n";
       std::cout << "| tensor | role | layout |\n|---|---|---|\n";
-      for (auto& t : op.inputs) std::cout << "| `" << t.name << "` | input | " << t.layout << " |\n";
-      for (auto& t : op.outputs) std::cout << "| `" << t.name << "` | output | " << t.layout << " |\n";
+      for (auto& t : op.inputs)
+        std::cout << "| `" << t.name << "` | input | " << cell(t.layout) << " |\n";
+      for (auto& t : op.outputs)
+        std::cout << "| `" << t.name << "` | output | " << cell(t.layout) << " |\n";
       if (!op.attrs.empty()) {
         std::cout << "\n| attribute | default | meaning |\n|---|---|---|\n";
         for (auto& a : op.attrs)
-          std::cout << "| `" << a.name << "` | " << (a.default_value.empty() ? "required" : a.default_value)
-                    << " | " << a.doc << " |\n";
+          std::cout << "| `" << a.name << "` | "
+                    << cell(a.default_value.empty() ? "required" : a.default_value) << " | "
+                    << cell(a.doc) << " |\n";
       }
       std::cout << "\n";
     } else {

@@ -190,6 +190,16 @@ TEST(PythonScripts, BadInputsGiveOneLineErrors) {
   EXPECT_EQ(r.rc, 0) << r.out;
 }
 
+TEST(DocsCheck, EveryQuotedCommandAndFlagExistsAndTablesAreWhole) {
+  // Before: docs/ops.md's tables broke on "gate | up"; docs quoted `scripts/lab --build ...`,
+  // which scripts/lab does not take. scripts/check_docs.py runs every quoted command's --help.
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = DAY18_SOURCE_DIR;
+  const Result r =
+      shell("python3 " + src + "/scripts/check_docs.py --day18 " + day18_binary(), 300);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(CliBadInput, BlockSizeZeroIsRefusedNotADivisionByZero) {
   // Before: SIGFPE in generate and run.
   expect_refused(kTinyRun + "--block-size 0", {"--block-size", "0", "8,16,32"});

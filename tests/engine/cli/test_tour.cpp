@@ -57,4 +57,15 @@ TEST(Tour, KernelsFlagRunsTheKernelTour) {
   EXPECT_NE(out.find("rms_norm"), std::string::npos) << out;
 }
 
+TEST(Tour, TheCpuKernelTourSaysNothingWasCompared) {
+  // Before: every row said "cpu only" in the check column, read as a check that passed; on the
+  // CPU backend the op is its own oracle, and the tour now says so and where the oracles are checked.
+  const auto [rc, out] = run_day18("tour --kernels --device cpu --ops rms_norm");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("is oracle"), std::string::npos) << out;
+  EXPECT_NE(out.find("Nothing was checked here"), std::string::npos) << out;
+  EXPECT_NE(out.find("ctest -R Golden"), std::string::npos) << out;
+  EXPECT_EQ(out.find("cpu only"), std::string::npos) << out;
+}
+
 }  // namespace
