@@ -231,6 +231,23 @@ TEST(Engine, BadInputIsRefusedClearly) {
   EXPECT_THROW(e.add_request({1, 100000}, greedy(4)), InvalidArgument);
 }
 
+TEST(Engine, BlockSizeZeroIsRefusedBeforeAnythingDividesByIt) {
+  // Before: the library path (no CLI check in front) divided by block_size while deriving the KV
+  // block count (SIGFPE on the CPU backend's max_blocks_per_seq, garbage on CUDA's).
+  for (int64_t bs : {0, -16, 7, 64}) {
+    EngineConfig c = tiny_config();
+    c.block_size = bs;
+    try {
+      LLMEngine e(c);
+      ADD_FAILURE() << "block_size " << bs << " accepted";
+    } catch (const InvalidArgument& err) {
+      EXPECT_NE(std::string(err.what()).find("--block-size"), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find("got " + std::to_string(bs)), std::string::npos)
+          << err.what();
+    }
+  }
+}
+
 // Attention over a sequence's blocks is bit-identical after swap-out and swap-in to other blocks.
 void swap_round_trip(Device device) {
   const int64_t H = 4, KV = 2, D = 64, bs = 16, nb = 8, ctx = 40;
