@@ -76,4 +76,21 @@ void check_model_fits(const ModelConfig& config, DType dtype, Device device,
                         std::string(device_name(device)) + ")");
 }
 
+void check_swap_pool_fits(const ModelConfig& config, DType dtype, int64_t block_size,
+                          int64_t num_cpu_blocks) {
+  if (const char* skip = std::getenv("DAY18_SKIP_MEMORY_CHECK");
+      skip && std::strcmp(skip, "1") == 0)
+    return;
+  if (num_cpu_blocks <= 0) return;
+  const double need =
+      double(num_cpu_blocks) * double(config.kv_cache_bytes_per_block(dtype, block_size));
+  const AvailableMemory avail = available_host_memory();
+  DAY18_REQUIRE(need <= double(avail.bytes), "--num-cpu-blocks ", num_cpu_blocks,
+                ": the swap pool of ", config.name, " (", dtype_name(dtype), ", block size ",
+                block_size, ") needs ", gb(need), " of pinned host memory but ",
+                gb(double(avail.bytes)), " is available (", avail.source,
+                "). Use fewer --num-cpu-blocks (0: no swapping); DAY18_SKIP_MEMORY_CHECK=1 skips "
+                "this check");
+}
+
 }  // namespace day18

@@ -37,4 +37,10 @@ void check_memory_fits(const ModelMemory& need, Device device, const AvailableMe
 void check_model_fits(const ModelConfig& config, DType dtype, Device device,
                       const RuntimeLimits& limits);
 
+// The engine's swap pool (num_cpu_blocks KV blocks in pinned host memory, runtime/swap_pool.h) is
+// not part of the model: checked on its own against the host's memory, before it is pinned.
+// Throws InvalidArgument naming --num-cpu-blocks; skipped like check_model_fits.
+void check_swap_pool_fits(const ModelConfig& config, DType dtype, int64_t block_size,
+                          int64_t num_cpu_blocks);
+
 }  // namespace day18

@@ -231,6 +231,22 @@ TEST(Engine, BadInputIsRefusedClearly) {
   EXPECT_THROW(e.add_request({1, 100000}, greedy(4)), InvalidArgument);
 }
 
+TEST(Engine, ASwapPoolBiggerThanTheHostIsRefusedWithTheNumbers) {
+  // Before: the pinned swap pool was left out of the memory estimate; 10^9 blocks of llama-1b's
+  // KV would be pinned (or die trying) after the model had loaded.
+  EngineConfig c = tiny_config();
+  c.preset = "llama-1b";
+  c.num_cpu_blocks = 1000000000;
+  try {
+    LLMEngine e(c);
+    ADD_FAILURE() << "a 10^9-block swap pool was accepted";
+  } catch (const InvalidArgument& err) {
+    EXPECT_NE(std::string(err.what()).find("--num-cpu-blocks 1000000000"), std::string::npos)
+        << err.what();
+    EXPECT_NE(std::string(err.what()).find("pinned host memory"), std::string::npos) << err.what();
+  }
+}
+
 TEST(Engine, BlockSizeZeroIsRefusedBeforeAnythingDividesByIt) {
   // Before: the library path (no CLI check in front) divided by block_size while deriving the KV
   // block count (SIGFPE on the CPU backend's max_blocks_per_seq, garbage on CUDA's).
