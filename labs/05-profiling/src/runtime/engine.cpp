@@ -11,6 +11,7 @@
 
 #include "engine/core/error.h"
 #include "engine/core/nvtx.h"
+#include "engine/runtime/model_memory.h"
 #include "engine/profiling/range_recorder.h"
 
 namespace day18 {
@@ -93,6 +94,7 @@ LLMEngine::LLMEngine(const EngineConfig& cfg) : config_(cfg) {
   lim.kv.num_blocks = blocks;
   DAY18_REQUIRE(config_.num_cpu_blocks >= 0, "num_cpu_blocks must be >= 0, got ",
                 config_.num_cpu_blocks);
+  check_swap_pool_fits(mc, config_.dtype, config_.block_size, config_.num_cpu_blocks);
   model_ = std::make_unique<LlamaModel>(
       config_.model_dir.empty()
           ? LlamaModel::from_preset(config_.preset, config_.dtype, config_.device, config_.seed,
