@@ -77,7 +77,7 @@ LLMEngine::LLMEngine(const EngineConfig& cfg) : config_(cfg) {
                 config_.max_model_len);
   // Before anything divides by it (the KV-block count is derived from it on both backends).
   DAY18_REQUIRE(config_.block_size == 8 || config_.block_size == 16 || config_.block_size == 32,
-                "block_size (--block-size) must be 8, 16 or 32, got ", config_.block_size);
+                "block size (--block-size) must be 8, 16 or 32, got ", config_.block_size);
   RuntimeLimits lim;
   lim.max_model_len = std::min(config_.max_model_len, mc.max_position);
   config_.max_model_len = lim.max_model_len;
