@@ -1,362 +1,756 @@
 #!/usr/bin/env python3
-"""Plot Day 18 kernel benchmarks against the course's targets.
+"""Day 18 kernel benchmarks: a table against the course's targets, and up to five figures.
 
-Reads Google Benchmark JSON written by `scripts/lab bench` (or scripts/gpu_check.sh) from
-reference/results/<gpu>/, prints a table of every benchmark against its target, and draws:
+Reads the Google Benchmark JSON that `day18_bench --benchmark_format=json` writes (through
+`scripts/lab bench` or scripts/gpu_check.sh, into reference/results/<gpu>/), prints every
+benchmark with its time, GB/s and share of the bandwidth it is measured against, then each
+target of the course with the number measured for it and "met" or "MISSED". Then it draws one
+figure per question a learner asks (10 x 5.5 inches or a little taller, 110 dpi):
 
-  pct_of_peak.png   each benchmark's share of the bandwidth it is measured against: P, the
-                    device-to-device copy bandwidth measured in the same run (pct_of_P), or for
-                    host<->device copies the pinned copy bandwidth (pct_of_pinned); the target
-                    of the issue's table is drawn on the bar.
-  latency.png       benchmarks whose target is a time (decode attention at batch 1, sampling).
-  sweep_<name>.png  time (and GB/s) against the one argument that varies, for every family of
-                    benchmarks that sweeps an argument (e.g. batch size or block size).
+  memory_roof.png              How close does each kernel family get to the memory roof? The
+                               % of P (the D2D copy bandwidth measured in the same run) of each
+                               op at its headline shape, one marker per dtype; swap_blocks
+                               against the pinned host link instead. Targets as ticks, a missed
+                               one in red.
+  paged_attention_scaling.png  How does PagedAttention scale with batch and context? Time and
+                               % of P against the context (log2), one panel per batch size, one
+                               line per kernel version (auto, v1, v2, readable).
+  paged_attention_knobs.png    What do v1's threads per block and v2's partition size change?
+  small_kernels.png            How long do the small per-token kernels of a decode step take?
+                               The engine's path beside what it replaced (unfused ops, cuBLAS).
+  prefill_attention.png        How fast is prefill attention on tensor cores? TFLOP/s of the
+                               prefill kernel and of the decode kernels, against a cuBLAS GEMM.
+
+Each figure names the GPU, the commit, the date and P from the JSON's context. Benchmarks that
+a figure does not show are counted in its footnote; the table lists them all. A figure whose
+benchmarks are all absent (a --benchmark_filter run) is not drawn. Files go into --out only
+(default: a plots/ folder beside the input), each written through a temporary file there.
 
 Examples:
-  .venv/bin/python scripts/plot_benchmarks.py reference/results/h100
-  python3 scripts/plot_benchmarks.py --table reference/results/h100/benchmarks.json   # no matplotlib
+  .venv/bin/python scripts/plot_benchmarks.py reference/results/h100     # table + figures
+  python3 scripts/plot_benchmarks.py --table reference/results/h100/benchmarks.json  # no matplotlib
+  .venv/bin/python scripts/plot_benchmarks.py my_run.json --out /tmp/plots --strict
 
-Benchmark names are read as BM_<op>/<args>, where args are either named (num_seqs:64) or
-positional (64); docs/benchmarks.md lists the argument names the targets recognise.
+Benchmark names are those of engine/benchmarks/*.cu (BM_<op>/<variant>/<name>:<value>/...).
+Repetitions (--benchmark_repetitions) are read through their median.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import pathlib
 import re
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 # ---------------------------------------------------------------------------------------------
-# Targets (H100, fp16 unless stated, % of P measured in the same run, L2 flushed). Keep in sync
-# with docs/benchmarks.md.
+# Targets of the course (H100, fp16 unless stated, % of P measured in the same run, L2 flushed),
+# as engine/benchmarks/*.cu define them. Each names the benchmarks it judges exactly: the
+# engine's automatic choice at the target's shape, not the tuning variants around it.
+# Keep in sync with docs/benchmarks.md ("Targets").
 
 
-@dataclass
+@dataclass(frozen=True)
 class Target:
     label: str
-    op: str                    # regex searched in the op part of the name (after "BM_")
-    args: dict[str, int]       # argument values the benchmark must have
+    names: tuple[str, ...]     # benchmark names (without GB's /manual_time suffix)
     metric: str                # "pct_of_P", "pct_of_pinned" or "time_us"
     goal: str                  # ">=" or "<="
     value: float
-    dtype: str = "fp16"
-    exclude: str | None = None  # regex that rules a benchmark out (e.g. the fused variant)
 
     def met(self, measured: float) -> bool:
         return measured >= self.value if self.goal == ">=" else measured <= self.value
 
     def describe(self) -> str:
-        unit = " us" if self.metric == "time_us" else ("% of pinned" if self.metric == "pct_of_pinned" else "% of P")
+        unit = {"time_us": " us", "pct_of_pinned": "% of pinned"}.get(self.metric, "% of P")
         return f"{self.goal} {self.value:g}{unit}"
 
 
 TARGETS = [
-    Target("paged attention B=64 ctx 4096", r"paged_attention", {"batch": 64, "context": 4096},
+    Target("paged attention B=64 ctx 4096", ("BM_paged_attention/target_b64_ctx4096",),
            "pct_of_P", ">=", 90),
-    Target("paged attention B=1 ctx 4096", r"paged_attention", {"batch": 1, "context": 4096},
+    Target("paged attention B=1 ctx 4096", ("BM_paged_attention/target_b1_ctx4096",),
            "time_us", "<=", 20),
-    Target("rms_norm 16384x8192", r"(?<!add_)rms_norm", {"tokens": 16384, "hidden": 8192},
-           "pct_of_P", ">=", 85, exclude=r"fused"),
-    Target("fused_add_rms_norm 16384x8192", r"fused_add_rms_norm", {"tokens": 16384, "hidden": 8192},
+    Target("rms_norm 16384x8192", ("BM_rms_norm/tokens:16384/hidden:8192",), "pct_of_P", ">=", 85),
+    Target("fused_add_rms_norm 16384x8192", ("BM_fused_add_rms_norm/tokens:16384/hidden:8192",),
            "pct_of_P", ">=", 85),
-    Target("rotary neox 4096 tokens", r"rotary", {"tokens": 4096}, "pct_of_P", ">=", 70,
-           exclude=r"gptj|interleav"),
-    Target("reshape_and_cache 4096 tokens", r"reshape_and_cache", {"tokens": 4096}, "pct_of_P", ">=", 70,
-           exclude=r"memcpy_ceiling"),
-    Target("silu_and_mul 4096x14336", r"silu_and_mul", {"tokens": 4096, "hidden": 14336},
-           "pct_of_P", ">=", 85),
-    # BM_sample runs B=256 x vocab 128256 fp32; mix 1 = top-k 50 + top-p 0.9, mix 2 = top-p 0.95.
-    Target("top-k/top-p sampling B=256 vocab 128256", r"BM_sample/mix:[12]\b", {}, "time_us", "<=", 1000,
-           dtype=""),
-    # BM_swap_blocks moves 256 blocks x 32 KiB; the engine's automatic strategy, random block ids.
-    Target("swap_blocks 256 blocks x 32 KiB", r"BM_swap_blocks/(out|in)/random/automatic", {},
-           "pct_of_pinned", ">=", 80, dtype=""),
+    Target("rotary neox 4096 tokens",
+           ("BM_rotary_embedding/neox/fp16/tokens:4096/heads:32/kv_heads:8/head:128",),
+           "pct_of_P", ">=", 70),
+    Target("reshape_and_cache 4096 tokens",
+           ("BM_reshape_and_cache/fp16/tokens:4096/kv_heads:8/head:128",), "pct_of_P", ">=", 70),
+    Target("silu_and_mul 4096x14336", ("BM_silu_and_mul/tokens:4096/d:14336",), "pct_of_P", ">=", 85),
+    # BM_sample: B=256 x vocab 128256 fp32; mix 1 = top-k 50 + top-p 0.9, mix 2 = top-p 0.95.
+    Target("top-k/top-p sampling B=256 vocab 128256", ("BM_sample/mix:1", "BM_sample/mix:2"),
+           "time_us", "<=", 1000),
+    # 256 blocks x 32 KiB, scattered, the engine's automatic strategy.
+    Target("swap_blocks 256 blocks x 32 KiB",
+           ("BM_swap_blocks/out/random/automatic", "BM_swap_blocks/in/random/automatic"),
+           "pct_of_pinned", ">=", 80),
 ]
 
-# Names a benchmark may give an argument (lower case); a target's key matches any of them.
-ALIASES = {
-    "batch": {"b", "batch", "batch_size", "bs", "num_seqs", "seqs"},
-    "context": {"ctx", "context", "context_len", "ctx_len", "seq_len", "len"},
-    "tokens": {"t", "tokens", "num_tokens", "n", "rows", "m"},
-    "hidden": {"h", "d", "hidden", "hidden_size", "dim", "cols", "intermediate", "intermediate_size"},
-    "vocab": {"v", "vocab", "vocab_size"},
-    "blocks": {"blocks", "num_blocks", "nblocks"},
-}
-
-DTYPES = {"fp16": {"fp16", "f16", "half", "float16"}, "bf16": {"bf16", "bfloat16"},
-          "fp32": {"fp32", "f32", "float", "float32"}}
-# Name parts Google Benchmark appends that are not arguments.
-GB_SUFFIX = re.compile(r"^(manual_time|real_time|process_time|iterations:\d+|repeats:\d+|threads:\d+|min_time:.*)$")
+# Name parts Google Benchmark adds that are not arguments. (threads:N is GB's only after the
+# time kind: BM_paged_attention/.../threads:128/manual_time is a kernel argument.)
+GB_SUFFIX = re.compile(r"^(manual_time|real_time|process_time|iterations:\d+|repeats:\d+|min_time:.*)$")
+DTYPES = ("fp16", "bf16", "fp32")
+UNIT_TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
 
 
 # ---------------------------------------------------------------------------------------------
 @dataclass
 class Bench:
-    name: str
-    op: str
-    named: dict[str, str]
-    positional: list[str]
+    name: str                          # BM_op/variant/key:value/... without GB's suffixes
     time_us: float
     counters: dict[str, float]
-    dtype: str = ""
-    extra_tokens: list[str] = field(default_factory=list)
+    label: str = ""
+    args: dict[str, str] = field(default_factory=dict)   # key:value parts
+    tags: list[str] = field(default_factory=list)        # bare parts after the op (neox, fp16)
 
-    def arg_values(self) -> list[str]:
-        return self.positional + list(self.named.values())
+    @property
+    def op(self) -> str:
+        return self.name.split("/")[0]
+
+    def ref_metric(self) -> str | None:
+        """The share this benchmark reports: of the pinned link, of a cuBLAS GEMM's TFLOP/s
+        (compute-bound prefill), or of P."""
+        for m in ("pct_of_pinned", "pct_of_gemm", "pct_of_P"):
+            if m in self.counters:
+                return m
+        return None
 
 
-def parse_name(name: str) -> tuple[str, dict[str, str], list[str], str]:
-    parts = [p for p in name.split("/") if p and not GB_SUFFIX.match(p)]
-    op = parts[0][3:] if parts[0].startswith("BM_") else parts[0]
-    named, positional, dtype = {}, [], ""
-    tokens = re.split(r"[<>_,:\s]+", op.lower())
-    for p in parts[1:]:
+def strip_suffixes(run_name: str) -> str:
+    parts = [p for p in run_name.split("/") if p]
+    out: list[str] = []
+    after_time_kind = False
+    for p in parts:
+        if p in ("manual_time", "real_time", "process_time"):
+            after_time_kind = True
+            continue
+        if GB_SUFFIX.match(p) or (after_time_kind and re.fullmatch(r"threads:\d+", p)):
+            continue
+        out.append(p)
+    return "/".join(out)
+
+
+def parse_name(name: str) -> tuple[dict[str, str], list[str]]:
+    args, tags = {}, []
+    for p in name.split("/")[1:]:
         if ":" in p:
             k, v = p.split(":", 1)
-            named[k.lower()] = v
-            tokens.append(v.lower())
+            args[k] = v
         else:
-            positional.append(p)
-            tokens.append(p.lower())
-    for canon, spellings in DTYPES.items():
-        if any(t in spellings for t in tokens):
-            dtype = canon
-    return op, named, positional, dtype
+            tags.append(p)
+    return args, tags
 
 
-UNIT_TO_US = {"ns": 1e-3, "us": 1.0, "ms": 1e3, "s": 1e6}
+def fail(msg: str) -> None:
+    sys.exit(f"plot_benchmarks: {msg}")
+
+
+def read_rows(f: pathlib.Path, data: dict) -> list[Bench]:
+    rows = data["benchmarks"]
+    if not isinstance(rows, list):
+        fail(f"{f}: 'benchmarks' is a {type(rows).__name__}, not a list")
+    has_median = {r.get("run_name") for r in rows if isinstance(r, dict) and r.get("aggregate_name") == "median"}
+    out = []
+    for r in rows:
+        if not isinstance(r, dict) or r.get("error_occurred") or r.get("skipped"):
+            continue
+        run_name = r.get("run_name", r.get("name"))
+        if not isinstance(run_name, str) or not isinstance(r.get("real_time"), (int, float)):
+            fail(f"{f}: a benchmark without a name or a real_time: {json.dumps(r)[:120]}")
+        if r.get("run_type") == "aggregate":
+            if r.get("aggregate_name") != "median":
+                continue
+        elif run_name in has_median:
+            continue  # repetitions: their median stands for them
+        counters = {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and k not in ("real_time", "cpu_time", "iterations", "repetitions", "repetition_index",
+                                  "threads", "family_index", "per_family_instance_index")}
+        name = strip_suffixes(run_name)
+        args, tags = parse_name(name)
+        t = r["real_time"] * UNIT_TO_US.get(r.get("time_unit", "ns"), 1e-3)
+        out.append(Bench(name, t, counters, str(r.get("label", "")), args, tags))
+    return out
 
 
 def load(paths: list[pathlib.Path]) -> tuple[list[Bench], dict]:
+    """Every benchmark of the files (a folder: its *.json), later files overriding earlier ones."""
     files: list[pathlib.Path] = []
     for p in paths:
         if not p.exists():
-            sys.exit(f"plot_benchmarks: {p}: no such file or folder")
+            fail(f"{p}: no such file or folder")
         files += sorted(p.glob("*.json")) if p.is_dir() else [p]
     if not files:
-        sys.exit(f"plot_benchmarks: no JSON files in {', '.join(map(str, paths))}")
-    files.sort(key=lambda f: f.stat().st_mtime)  # later files override earlier results
+        fail(f"no JSON files in {', '.join(map(str, paths))}")
+    files.sort(key=lambda f: f.stat().st_mtime)
     benches: dict[str, Bench] = {}
     context: dict = {}
     for f in files:
         try:
             data = json.loads(f.read_text())
         except OSError as e:
-            sys.exit(f"plot_benchmarks: {f}: cannot read it ({e.strerror})")
-        except json.JSONDecodeError as e:
-            sys.exit(f"plot_benchmarks: {f}: not JSON ({e})")
+            fail(f"{f}: cannot read it ({e.strerror})")
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            fail(f"{f}: not JSON ({e})")
         if not isinstance(data, dict):
-            sys.exit(f"plot_benchmarks: {f}: not Google Benchmark JSON (a {type(data).__name__}, not an object)")
+            fail(f"{f}: not Google Benchmark JSON (a {type(data).__name__}, not an object)")
         if "benchmarks" not in data:
             print(f"plot_benchmarks: {f}: no 'benchmarks' (not Google Benchmark JSON), skipped", file=sys.stderr)
             continue
-        context = data.get("context", {}) | {"file": str(f)}
-        rows = data["benchmarks"]
-        has_median = {r.get("run_name") for r in rows if r.get("aggregate_name") == "median"}
-        for r in rows:
-            if r.get("error_occurred") or r.get("skipped"):
-                continue
-            run_name = r.get("run_name", r["name"])
-            if r.get("run_type") == "aggregate":
-                if r.get("aggregate_name") != "median":
-                    continue
-            elif run_name in has_median:
-                continue  # repetitions: use their median
-            op, named, positional, dtype = parse_name(run_name)
-            counters = {k: v for k, v in r.items() if isinstance(v, (int, float)) and k not in (
-                "real_time", "cpu_time", "iterations", "repetitions", "repetition_index", "threads",
-                "family_index", "per_family_instance_index")}
-            t = r["real_time"] * UNIT_TO_US.get(r.get("time_unit", "ns"), 1e-3)
-            display = "/".join(p for p in run_name.split("/") if p and not GB_SUFFIX.match(p))
-            benches[display] = Bench(display, op, named, positional, t, counters, dtype)
+        ctx = data.get("context", {})
+        context = (ctx if isinstance(ctx, dict) else {}) | {"file": str(f)}
+        for b in read_rows(f, data):
+            benches[b.name] = b
     return list(benches.values()), context
 
 
-def matches(t: Target, b: Bench) -> bool:
-    if not (re.search(t.op, b.op) or re.search(t.op, b.name)) or (t.exclude and re.search(t.exclude, b.name.lower())):
-        return False
-    if t.dtype and b.dtype and b.dtype != t.dtype:
-        return False
-    for key, want in t.args.items():
-        named = [v for k, v in b.named.items() if k in ALIASES.get(key, {key})]
-        if named:
-            if not any(v == str(want) for v in named):
-                return False
-        elif str(want) not in b.arg_values():
-            return False
-    return True
+# ---------------------------------------------------------------------------------------------
+# Targets: the verdicts
 
 
-def target_for(b: Bench) -> Target | None:
-    for t in TARGETS:
-        if matches(t, b):
-            return t
-    return None
+@dataclass
+class Verdict:
+    target: Target
+    name: str
+    measured: float | None   # None: the benchmark ran but lacks the metric
+
+    @property
+    def met(self) -> bool:
+        return self.measured is not None and self.target.met(self.measured)
 
 
-def measured(b: Bench, metric: str) -> float | None:
+def value_of(b: Bench, metric: str) -> float | None:
     return b.time_us if metric == "time_us" else b.counters.get(metric)
 
 
-def peak_metric(b: Bench) -> str | None:
-    for m in ("pct_of_pinned", "pct_of_P"):
-        if m in b.counters:
-            return m
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-def print_table(benches: list[Bench], ctx: dict) -> int:
-    print(f"GPU: {ctx.get('gpu', '?')}  driver API {ctx.get('cuda_driver_api', '?')}  CUDA runtime "
-          f"{ctx.get('cuda_runtime', '?')}  commit {ctx.get('day18_commit', '?')}  date {ctx.get('date', '?')}")
-    print(f"P (D2D copy, read+write): {float(ctx.get('d2d_copy_GBps', 'nan')):.0f} GB/s   pinned H2D "
-          f"{float(ctx.get('pinned_h2d_GBps', 'nan')):.1f} GB/s, D2H {float(ctx.get('pinned_d2h_GBps', 'nan')):.1f} GB/s\n")
-    w = max([len(b.name) for b in benches] + [9])
-    print(f"{'benchmark':<{w}} {'time us':>10} {'GB/s':>8} {'% peak':>7}  target")
-    missed = 0
-    for b in sorted(benches, key=lambda b: b.name):
-        m = peak_metric(b)
-        pct = f"{b.counters[m]:.1f}" if m else "-"
-        gbs = f"{b.counters['GB/s']:.0f}" if "GB/s" in b.counters else "-"
-        t = target_for(b)
-        verdict = ""
-        if t:
-            v = measured(b, t.metric)
-            ok = v is not None and t.met(v)
-            missed += not ok
-            verdict = f"{t.describe():<16} {'met' if ok else 'MISSED'}"
-        print(f"{b.name:<{w}} {b.time_us:>10.2f} {gbs:>8} {pct:>7}  {verdict}")
-    hit = {id(t) for b in benches for t in TARGETS if matches(t, b)}
+def verdicts(benches: list[Bench]) -> tuple[list[Verdict], list[tuple[Target, str]]]:
+    """(a verdict for each target's benchmark that ran, the (target, name)s that did not run)."""
+    by_name = {b.name: b for b in benches}
+    out, absent = [], []
     for t in TARGETS:
-        if id(t) not in hit:
-            print(f"  (no benchmark matches the target '{t.label}' {t.describe()})")
+        for n in t.names:
+            if n in by_name:
+                out.append(Verdict(t, n, value_of(by_name[n], t.metric)))
+            else:
+                absent.append((t, n))
+    return out, absent
+
+
+def verdict_for(name: str, vs: list[Verdict]) -> Verdict | None:
+    return next((v for v in vs if v.name == name), None)
+
+
+def fnum(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def ctx_float(ctx: dict, key: str) -> float | None:
+    try:
+        return float(ctx[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def print_table(benches: list[Bench], ctx: dict) -> int:
+    """The benchmarks, then the targets; returns the number of targets missed."""
+    p = ctx_float(ctx, "d2d_copy_GBps")
+    print(f"GPU: {ctx.get('gpu', '?')}  CUDA runtime {ctx.get('cuda_runtime', '?')}  driver API "
+          f"{ctx.get('cuda_driver_api', '?')}  commit {ctx.get('day18_commit', '?')}  date {ctx.get('date', '?')}")
+    print(f"P (D2D copy, read+write): {fnum(p, 0)} GB/s   pinned H2D {fnum(ctx_float(ctx, 'pinned_h2d_GBps'))} GB/s, "
+          f"D2H {fnum(ctx_float(ctx, 'pinned_d2h_GBps'))} GB/s\n")
+    vs, absent = verdicts(benches)
+    w = max([len(b.name) for b in benches] + [9])
+    print("(% of ref: of P; 'pin': of the pinned host copy; 'mm': of a cuBLAS GEMM's TFLOP/s)")
+    print(f"{'benchmark':<{w}} {'time us':>10} {'GB/s':>8} {'% of ref':>9}  target")
+    for b in sorted(benches, key=lambda b: b.name):
+        m = b.ref_metric()
+        pct = fnum(b.counters[m]) + {"pct_of_pinned": " pin", "pct_of_gemm": " mm"}.get(m, "") if m else "-"
+        v = verdict_for(b.name, vs)
+        note = f"{v.target.describe()} {'met' if v.met else 'MISSED'}" if v else ""
+        print(f"{b.name:<{w}} {b.time_us:>10.2f} {fnum(b.counters.get('GB/s'), 0):>8} {pct:>9}  {note}")
+    print("\nTargets (each judged on the engine's own choice at the target's shape):")
+    lw = max(len(t.label) for t in TARGETS)
+    print(f"  {'target':<{lw}}  {'goal':<17} {'measured':>9}  {'':<6}  benchmark")
+    for v in vs:
+        unit = " us" if v.target.metric == "time_us" else "%"
+        print(f"  {v.target.label:<{lw}}  {v.target.describe():<17} {fnum(v.measured) + unit:>9}  "
+              f"{'met' if v.met else 'MISSED':<6}  {v.name}")
+    for t, n in absent:
+        print(f"  {t.label:<{lw}}  {t.describe():<17} {'-':>9}  {'absent':<6}  {n} (not in this run)")
+    missed = sum(not v.met for v in vs)
+    print(f"  {len(vs) - missed} met, {missed} missed, {len(absent)} not measured")
     return missed
 
 
-def title(ctx: dict, what: str) -> str:
-    p = ctx.get("d2d_copy_GBps")
-    ptxt = f", P = {float(p):.0f} GB/s" if p else ""
-    return f"{what}\n{ctx.get('gpu', '?')}{ptxt}, commit {ctx.get('day18_commit', '?')}, {str(ctx.get('date', ''))[:10]}"
+# ---------------------------------------------------------------------------------------------
+# What each figure shows (names as engine/benchmarks/*.cu registers them; {dt} = each dtype)
 
 
-def label(b: Bench) -> str:
-    return b.name[3:] if b.name.startswith("BM_") else b.name
+@dataclass(frozen=True)
+class Row:
+    label: str
+    name: str                  # may hold {dt}
+    dtypes: tuple[str, ...] = ("fp16",)   # the dtypes to look for; the name without {dt}: its own
+    alt: bool = False          # what the engine's path replaced or is compared with
 
 
-def bar_figure(plt, labels: list[str], height_per_row: float):
-    """A horizontal bar chart wide enough for its labels (matplotlib does not size for them)."""
-    longest = max(len(s) for s in labels)
-    fig, ax = plt.subplots(figsize=(6 + 0.075 * longest, height_per_row * len(labels) + 1.9))
-    return fig, ax
+ROOF_ROWS = [
+    Row("paged_attention B=64, ctx 4096", "BM_paged_attention/target_b64_ctx4096"),
+    Row("paged_attention B=256, ctx 8192", "BM_paged_attention/batch:256/ctx:8192/version:0/threads:128"),
+    Row("paged_attention B=1, ctx 4096", "BM_paged_attention/target_b1_ctx4096"),
+    Row("reshape_and_cache, 4096 tokens", "BM_reshape_and_cache/{dt}/tokens:4096/kv_heads:8/head:128", DTYPES),
+    Row("  one cudaMemcpy of its bytes", "BM_reshape_and_cache/memcpy_ceiling/{dt}/tokens:4096/kv_heads:8/head:128",
+        DTYPES, alt=True),
+    Row("copy_blocks, 32 layers x 64 pairs", "BM_copy_blocks/{dt}/layers:32/pairs:64", DTYPES),
+    Row("rotary_embedding neox, 4096 tokens",
+        "BM_rotary_embedding/neox/{dt}/tokens:4096/heads:32/kv_heads:8/head:128", DTYPES),
+    Row("rotary_embedding gptj, 4096 tokens",
+        "BM_rotary_embedding/gptj/{dt}/tokens:4096/heads:32/kv_heads:8/head:128", DTYPES),
+    Row("rotary_and_cache, 4096 tokens", "BM_rotary_and_cache/{dt}/tokens:4096/heads:32/kv_heads:8/head:128",
+        DTYPES),
+    Row("  unfused (3 launches)", "BM_rotary_and_cache/unfused/{dt}/tokens:4096/heads:32/kv_heads:8/head:128",
+        DTYPES, alt=True),
+    Row("rms_norm 16384 x 8192", "BM_rms_norm/tokens:16384/hidden:8192"),
+    Row("fused_add_rms_norm 16384 x 8192", "BM_fused_add_rms_norm/tokens:16384/hidden:8192"),
+    Row("silu_and_mul 4096 x 14336", "BM_silu_and_mul/tokens:4096/d:14336"),
+    Row("embedding 8192 tokens, 128256 x 4096", "BM_embedding/tokens:8192/vocab:128256/hidden:4096"),
+    Row("linear M=1, LM head 128256 x 2048: GEMV", "BM_linear/M:1/K:2048/N:128256/algo:2"),
+    Row("  cuBLAS", "BM_linear/M:1/K:2048/N:128256/algo:1", alt=True),
+    Row("linear M=16, 14336 x 4096 (auto)", "BM_linear/M:16/K:4096/N:14336/algo:0"),
+    Row("linear_silu_mul M=1, 4096 x 14336: fused", "BM_linear_silu_mul/M:1/K:14336/N:4096/fused:1"),
+    Row("  unfused", "BM_linear_silu_mul/M:1/K:14336/N:4096/fused:0", alt=True),
+    Row("softmax 256 x 128256", "BM_softmax", ("fp32",)),
+    Row("argmax 256 x 128256", "BM_argmax", ("fp32",)),
+    # against the pinned link, not P:
+    Row("swap_blocks out (D2H), 256 x 32 KiB", "BM_swap_blocks/out/random/automatic", ("-",)),
+    Row("swap_blocks in (H2D), 256 x 32 KiB", "BM_swap_blocks/in/random/automatic", ("-",)),
+    Row("  one copy per block (the trap), out", "BM_swap_blocks_naive/out/random", ("-",), alt=True),
+    Row("  one copy per block (the trap), in", "BM_swap_blocks_naive/in/random", ("-",), alt=True),
+]
+
+SMALL_ROWS = [
+    Row("paged_attention B=1, ctx 4096, head 128", "BM_paged_attention/target_b1_ctx4096"),
+    Row("paged_attention B=1, ctx 48 (planned 256), head 64",
+        "BM_paged_attention/head:64/batch:1/ctx:48/max_ctx:256/version:0"),
+    Row("paged_attention B=1, ctx 1000 (planned 1024), head 64",
+        "BM_paged_attention/head:64/batch:1/ctx:1000/max_ctx:1024/version:0"),
+    Row("paged_attention B=64, ctx 48 (planned 256), head 64",
+        "BM_paged_attention/head:64/batch:64/ctx:48/max_ctx:256/version:0"),
+    Row("paged_attention B=64, ctx 200 (planned 256), head 64",
+        "BM_paged_attention/head:64/batch:64/ctx:200/max_ctx:256/version:0"),
+    Row("rotary_and_cache, 1 token, head 64", "BM_rotary_and_cache/fp16/tokens:1/heads:32/kv_heads:8/head:64"),
+    Row("  unfused (3 launches)", "BM_rotary_and_cache/unfused/fp16/tokens:1/heads:32/kv_heads:8/head:64",
+        alt=True),
+    Row("rotary_and_cache, 64 tokens, head 64", "BM_rotary_and_cache/fp16/tokens:64/heads:32/kv_heads:8/head:64"),
+    Row("  unfused (3 launches)", "BM_rotary_and_cache/unfused/fp16/tokens:64/heads:32/kv_heads:8/head:64",
+        alt=True),
+    Row("linear M=1, o_proj 2048 x 2048: GEMV", "BM_linear/M:1/K:2048/N:2048/algo:2"),
+    Row("  cuBLAS", "BM_linear/M:1/K:2048/N:2048/algo:1", alt=True),
+    Row("linear M=1, qkv 3072 x 2048: GEMV", "BM_linear/M:1/K:2048/N:3072/algo:2"),
+    Row("  cuBLAS", "BM_linear/M:1/K:2048/N:3072/algo:1", alt=True),
+    Row("linear M=1, gate_up 16384 x 2048: GEMV", "BM_linear/M:1/K:2048/N:16384/algo:2"),
+    Row("  cuBLAS", "BM_linear/M:1/K:2048/N:16384/algo:1", alt=True),
+    Row("linear_silu_mul M=1, down 2048 x 8192: fused", "BM_linear_silu_mul/M:1/K:8192/N:2048/fused:1"),
+    Row("  silu_and_mul + linear", "BM_linear_silu_mul/M:1/K:8192/N:2048/fused:0", alt=True),
+    Row("rms_norm 256 x 8192", "BM_rms_norm/tokens:256/hidden:8192"),
+    Row("fused_add_rms_norm 256 x 8192", "BM_fused_add_rms_norm/tokens:256/hidden:8192"),
+    Row("silu_and_mul 64 x 14336", "BM_silu_and_mul/tokens:64/d:14336"),
+    Row("embedding 64 tokens", "BM_embedding/tokens:64/vocab:128256/hidden:4096"),
+    Row("sample B=256: greedy", "BM_sample/mix:0", ("fp32",)),
+    Row("sample B=256: top-k 50 + top-p 0.9", "BM_sample/mix:1", ("fp32",)),
+    Row("sample B=256: top-p 0.95", "BM_sample/mix:2", ("fp32",)),
+    Row("sample B=256: plain (T = 1)", "BM_sample/mix:3", ("fp32",)),
+]
+
+MAX_ROWS = 30  # rows per figure; more are counted in the footnote
+
+PREFILL_RE = re.compile(r"BM_prefill_attention/dtype:(\w+)/head:(\d+)/seqs:(\d+)/len:(\d+)/kernel:(prefill|decode)")
+VERSIONS = {"0": "auto (the engine's choice)", "1": "v1", "2": "v2", "3": "readable"}
+SWEEP_RE = re.compile(r"BM_paged_attention/batch:(\d+)/ctx:(\d+)/version:(\d+)/threads:128")
+THREADS_RE = re.compile(r"BM_paged_attention/batch:(\d+)/ctx:(\d+)/version:1/threads:(\d+)")
+PARTITION_RE = re.compile(r"BM_paged_attention/batch:(\d+)/ctx:(\d+)/version:2/partition:(\d+)")
 
 
-def finish(fig, ax, heading: str, ctx: dict, path: pathlib.Path) -> pathlib.Path:
-    fig.suptitle(title(ctx, heading), fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=120)
-    return path
+@dataclass
+class Entry:
+    row: Row
+    dtype: str
+    bench: Bench
 
 
-def color(t: Target | None, v: float | None) -> str:
-    if t is None or v is None:
-        return "#9e9e9e"
-    return "#2e7d32" if t.met(v) else "#c62828"
+def select_rows(benches: list[Bench], rows: list[Row]) -> tuple[list[tuple[Row, list[Entry]]], int]:
+    """Each row with the benchmarks found for it (rows with none are dropped); beyond MAX_ROWS
+    rows, the number left out."""
+    by_name = {b.name: b for b in benches}
+    found = []
+    for r in rows:
+        es = [Entry(r, dt, by_name[n]) for dt in r.dtypes if (n := r.name.replace("{dt}", dt)) in by_name]
+        if es:
+            found.append((r, es))
+    return found[:MAX_ROWS], max(0, len(found) - MAX_ROWS)
 
 
-def plot_pct(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
-    rows = [(b, peak_metric(b)) for b in sorted(benches, key=lambda b: b.name) if peak_metric(b)]
-    if not rows:
-        return None
-    labels = [f"{label(b)}{'  (of pinned)' if m == 'pct_of_pinned' else ''}" for b, m in rows]
-    fig, ax = bar_figure(plt, labels, 0.32)
-    ys = range(len(rows))
-    vals = [b.counters[m] for b, m in rows]
-    tgts = [target_for(b) for b, _ in rows]
-    tgts = [t if t and t.metric != "time_us" else None for t in tgts]
-    ax.barh(list(ys), vals, color=[color(t, v) for t, v in zip(tgts, vals)])
-    for y, t in zip(ys, tgts):
-        if t:
-            ax.plot([t.value, t.value], [y - 0.4, y + 0.4], color="black", lw=2)
-    ax.set_yticks(list(ys), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(100, color="grey", ls=":", lw=1)
-    ax.set_xlabel("% of the bandwidth measured in the same run: P (D2D copy), or pinned copies")
-    ax.set_xlim(0, max(110, max(vals) * 1.05))
-    path = finish(fig, ax, "Share of peak bandwidth (black tick: target; green met, red missed, grey: no target)",
-                  ctx, out / "pct_of_peak.png")
-    plt.close(fig)
-    return path
+def shown_names(found: list[tuple[Row, list[Entry]]]) -> set[str]:
+    return {e.bench.name for _, es in found for e in es}
 
 
-def plot_latency(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
-    rows = [(b, t) for b in sorted(benches, key=lambda b: b.name) if (t := target_for(b)) and t.metric == "time_us"]
-    if not rows:
-        return None
-    fig, ax = bar_figure(plt, [label(b) for b, _ in rows], 0.45)
-    ys = list(range(len(rows)))
-    ax.barh(ys, [b.time_us for b, _ in rows], color=[color(t, b.time_us) for b, t in rows])
-    for y, (_, t) in zip(ys, rows):
-        ax.plot([t.value, t.value], [y - 0.4, y + 0.4], color="black", lw=2)
-    ax.set_yticks(ys, [label(b) for b, _ in rows], fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("time per call (us, log scale)")
-    path = finish(fig, ax, "Latency targets (black tick: target; green met, red missed)", ctx, out / "latency.png")
-    plt.close(fig)
-    return path
-
-
-def as_number(s: str) -> float | None:
-    try:
-        return float(s)
-    except ValueError:
-        return None
-
-
-def sweeps(benches: list[Bench]) -> dict[str, tuple[str, list[tuple[float, Bench]], str]]:
-    """Families of >= 3 benchmarks that differ in exactly one numeric argument."""
-    groups: dict[tuple, list[tuple[float, Bench]]] = {}
+def sweep_grid(benches: list[Bench]) -> dict[int, dict[str, list[tuple[int, Bench]]]]:
+    """batch -> version label -> [(context, bench)] over the contexts every version of that
+    batch was measured at (v1's extra threads-sweep points would otherwise stand alone)."""
+    raw: dict[int, dict[str, dict[int, Bench]]] = {}
     for b in benches:
-        args = [(k, v) for k, v in b.named.items()] + [(f"arg{i}", v) for i, v in enumerate(b.positional)]
-        for i, (k, v) in enumerate(args):
-            x = as_number(v)
-            if x is None:
+        m = SWEEP_RE.fullmatch(b.name)
+        if m:
+            batch, ctx, v = int(m[1]), int(m[2]), m[3]
+            raw.setdefault(batch, {}).setdefault(VERSIONS.get(v, f"version {v}"), {})[ctx] = b
+    grid = {}
+    for batch, by_v in sorted(raw.items()):
+        common = set.intersection(*(set(d) for d in by_v.values()))
+        if len(common) < 2:
+            common = set().union(*(set(d) for d in by_v.values()))
+        grid[batch] = {v: sorted((c, d[c]) for c in common if c in d) for v, d in by_v.items()}
+    return grid
+
+
+def knob_series(benches: list[Bench], pattern: re.Pattern) -> dict[str, list[tuple[int, Bench]]]:
+    """'B=.., ctx ..' -> [(knob value, bench)] for a sweep over one knob (threads, partition)."""
+    out: dict[str, list[tuple[int, Bench]]] = {}
+    for b in benches:
+        m = pattern.fullmatch(b.name)
+        if m:
+            out.setdefault(f"B={m[1]}, ctx {m[2]}", []).append((int(m[3]), b))
+    # a shape with one value of the knob is no sweep of it (the batch x context grid runs v1 at
+    # threads 128 only)
+    out = {k: v for k, v in out.items() if len(v) >= 2}
+    return {k: sorted(v, key=lambda p: p[0]) for k, v in sorted(out.items(), key=lambda kv: (
+        int(re.search(r"B=(\d+)", kv[0])[1]), int(re.search(r"ctx (\d+)", kv[0])[1])))}
+
+
+def prefill_shapes(benches: list[Bench]) -> list[tuple[str, dict[str, Bench]]]:
+    """'fp16, head 64, 4 x 2048' -> {'prefill': bench, 'decode': bench}, in registration order."""
+    out: dict[str, dict[str, Bench]] = {}
+    for b in benches:
+        m = PREFILL_RE.fullmatch(b.name)
+        if m:
+            out.setdefault(f"{m[1]}, head {m[2]}, {m[3]} x {m[4]} tokens", {})[m[5]] = b
+    return list(out.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing (matplotlib only from here on)
+
+WIDTH_IN, HEIGHT_IN, DPI = 10.0, 5.5, 110
+UMASK = os.umask(0)
+os.umask(UMASK)
+MAX_HEIGHT_IN = 12.5  # 1375 px at 110 dpi
+DTYPE_STYLE = {"fp16": ("o", "#1565c0"), "bf16": ("s", "#ef6c00"), "fp32": ("^", "#6a1b9a"),
+               "-": ("D", "#00838f")}
+ENGINE, ALT, MET, MISSED = "#1565c0", "#b0bec5", "#2e7d32", "#c62828"
+
+
+def provenance(ctx: dict) -> str:
+    p = ctx_float(ctx, "d2d_copy_GBps")
+    parts = [str(ctx.get("gpu", "GPU ?")), f"commit {ctx.get('day18_commit', '?')}",
+             str(ctx.get("date", "date ?"))[:10]]
+    if p:
+        parts.append(f"P = {p:.0f} GB/s (D2D copy, read + write)")
+    return ", ".join(parts)
+
+
+def rows_height(n: int) -> float:
+    return min(MAX_HEIGHT_IN, max(HEIGHT_IN, 1.9 + 0.2 * n))
+
+
+def save(fig, out: pathlib.Path, name: str) -> pathlib.Path:
+    """Writes out/name through a temporary file in out, so a reader never sees half a PNG."""
+    path = out / name
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=DPI)
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes it 0600; give it an ordinary file's mode
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def heading(fig, question: str, ctx: dict, foot: str = "") -> None:
+    fig.suptitle(question, fontsize=12, x=0.01, ha="left", y=0.985)
+    fig.text(0.01, 0.935, provenance(ctx), fontsize=8, color="#455a64", ha="left")
+    if foot:
+        fig.text(0.01, 0.01, foot, fontsize=7.5, color="#455a64", ha="left", va="bottom")
+
+
+def left_margin(labels: list[str]) -> float:
+    return min(0.45, 0.03 + 0.0068 * max(len(s) for s in labels))
+
+
+def footnote(left_out: int, total: int, shown: int, extra: str) -> str:
+    bits = [extra] if extra else []
+    rest = total - shown
+    if rest > 0:
+        bits.append(f"{rest} other benchmarks (sweeps, other shapes) are not drawn here: see the printed table")
+    if left_out:
+        bits.append(f"{left_out} more rows did not fit")
+    return ". ".join(bits)
+
+
+def plot_roof(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
+    found, left_out = select_rows(benches, ROOF_ROWS)
+    found = [(r, [e for e in es if e.bench.ref_metric()]) for r, es in found]
+    found = [(r, es) for r, es in found if es]
+    if not found:
+        return None
+    vs, _ = verdicts(benches)
+    labels = [r.label for r, _ in found]
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, rows_height(len(found))))
+    ys = list(range(len(found)))
+    xmax = 110.0
+    first_pinned = None
+    for y, (r, es) in zip(ys, found):
+        if first_pinned is None and es[0].bench.ref_metric() == "pct_of_pinned":
+            first_pinned = y
+        ax.axhline(y, color="#eceff1", lw=0.8, zorder=0)
+        for e in es:
+            m = e.bench.ref_metric()
+            x = e.bench.counters[m]
+            xmax = max(xmax, x * 1.08)
+            marker, col = DTYPE_STYLE.get(e.dtype, ("o", "grey"))
+            ax.scatter([x], [y], marker=marker, s=36, color=ALT if r.alt else col,
+                       edgecolor=col, linewidth=1.0, zorder=3)
+            v = verdict_for(e.bench.name, vs)
+            if v and v.target.metric == m:
+                ax.plot([v.target.value] * 2, [y - 0.38, y + 0.38], color="black", lw=2, zorder=2)
+                ax.text(1.005, y, f"{v.target.describe()}: {'met' if v.met else 'MISSED'} ({x:.0f}%)",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=7.5,
+                        color=MET if v.met else MISSED, fontweight="normal" if v.met else "bold")
+            elif v and v.target.metric == "time_us":
+                ax.text(1.005, y, f"target {v.target.describe()}: see small_kernels.png",
+                        transform=ax.get_yaxis_transform(), va="center", fontsize=7, color="#455a64")
+    if first_pinned is not None and first_pinned > 0:
+        ax.axhline(first_pinned - 0.5, color="#455a64", lw=0.8, ls="--")
+        ax.text(2, first_pinned - 0.45, "below: % of the pinned host copy (PCIe), not of P",
+                fontsize=7, color="#455a64", va="top")
+    ax.axvline(100, color="grey", ls=":", lw=1)
+    ax.set_yticks(ys, labels, fontsize=8)
+    for tick, (r, _) in zip(ax.get_yticklabels(), found):
+        if r.alt:
+            tick.set_color("#607d8b")
+    ax.set_ylim(len(found) - 0.5, -0.5)
+    ax.set_xlim(0, xmax)
+    ax.set_xlabel("% of P, the D2D copy bandwidth measured in the same run (swap_blocks: % of pinned copy)")
+    handles = [plt.Line2D([], [], ls="", marker=DTYPE_STYLE[d][0], color=DTYPE_STYLE[d][1], label=d)
+               for d in DTYPES if any(e.dtype == d for _, es in found for e in es)]
+    handles.append(plt.Line2D([], [], ls="", marker="o", markerfacecolor=ALT, markeredgecolor="#607d8b",
+                              label="grey label: what the engine's op replaced / is compared with"))
+    handles.append(plt.Line2D([], [], color="black", lw=2, label="target"))
+    ax.legend(handles=handles, fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(handles),
+              frameon=False, borderaxespad=0.2)
+    foot = footnote(left_out, len(benches), len(shown_names(found)),
+                    "Headline shapes (the largest of each op); fp16 where the name has no dtype")
+    heading(fig, "How close does each kernel get to the memory roof?", ctx, foot)
+    fig.subplots_adjust(left=left_margin(labels), right=0.76, top=0.86, bottom=0.1)
+    path = save(fig, out, "memory_roof.png")
+    plt.close(fig)
+    return path
+
+
+def log2_axis(ax, xs: list[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.minorticks_off()
+
+
+def plot_scaling(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
+    grid = sweep_grid(benches)
+    if not grid:
+        return None
+    by_name = {b.name: b for b in benches}
+    vs, _ = verdicts(benches)
+    batches = list(grid)
+    contexts = sorted({c for by_v in grid.values() for pts in by_v.values() for c, _ in pts}
+                      | ({4096} if any(f"BM_paged_attention/target_b{b}_ctx4096" in by_name for b in batches) else set()))
+    fig, axes = plt.subplots(2, len(batches), figsize=(WIDTH_IN, HEIGHT_IN + 0.6), sharex=True,
+                             sharey="row", squeeze=False)
+    colours = {"auto (the engine's choice)": "#212121", "v1": "#1565c0", "v2": "#ef6c00", "readable": "#2e7d32"}
+    styles = {"auto (the engine's choice)": ("o", "-"), "v1": ("s", "--"), "v2": ("^", "--"), "readable": ("D", ":")}
+    shown = 0
+    for j, batch in enumerate(batches):
+        top, bot = axes[0][j], axes[1][j]
+        for v, pts in grid[batch].items():
+            if not pts:
                 continue
-            rest = tuple(a for j, a in enumerate(args) if j != i)
-            groups.setdefault((b.op, k, rest), []).append((x, b))
-    out = {}
-    for (op, k, rest), pts in groups.items():
-        if len({x for x, _ in pts}) >= 3:
-            key = re.sub(r"[^A-Za-z0-9_-]+", "_", f"{op}_over_{k}").strip("_")
-            n = 2
-            while key in out:
-                key = re.sub(r"_\d+$", "", key) + f"_{n}"
-                n += 1
-            out[key] = (k, sorted(pts, key=lambda p: p[0]), ", ".join(f"{a}={v}" for a, v in rest))
-    return out
+            xs = [c for c, _ in pts]
+            mk, ls = styles.get(v, ("o", "-"))
+            auto = v.startswith("auto")
+            kw = dict(marker=mk, ls=ls, color=colours.get(v, "grey"), lw=1.8 if auto else 1.1,
+                      ms=4.5, label=v, zorder=3 if auto else 2)
+            top.plot(xs, [b.time_us for _, b in pts], **kw)
+            bot.plot(xs, [b.counters.get("pct_of_P", float("nan")) for _, b in pts], **kw)
+            shown += len(pts)
+        # the target shapes, run through the automatic choice
+        for name in (f"BM_paged_attention/target_b{batch}_ctx4096",):
+            b = by_name.get(name)
+            if b is None:
+                continue
+            shown += 1
+            v = verdict_for(name, vs)
+            col = MISSED if v and not v.met else MET
+            top.plot([4096], [b.time_us], marker="*", ms=11, color=col, ls="", zorder=4)
+            bot.plot([4096], [b.counters.get("pct_of_P", float("nan"))], marker="*", ms=11, color=col,
+                     ls="", zorder=4)
+            if v and v.target.metric == "pct_of_P":
+                bot.axhline(v.target.value, color="black", lw=1, ls="-.")
+                bot.text(512, v.target.value + 2, f"target {v.target.describe()}", fontsize=7)
+            elif v:
+                top.axhline(v.target.value, color="black", lw=1, ls="-.")
+                top.text(512, v.target.value * 1.15, f"target {v.target.describe()}", fontsize=7)
+        top.set_title(f"batch {batch}", fontsize=10)
+        top.set_yscale("log")
+        log2_axis(bot, contexts)
+        bot.set_xlabel("context (tokens, log2)")
+        for a in (top, bot):
+            a.grid(True, which="major", color="#eceff1")
+    axes[0][0].set_ylabel("time per call (us, log)")
+    axes[1][0].set_ylabel("% of P")
+    axes[1][0].set_ylim(0, 105)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], marker="*", ms=10, ls="", color=MISSED))
+    labels.append("target shape (auto), red: target missed")
+    fig.legend(handles, labels, loc="upper left", fontsize=7.5, ncol=len(labels), frameon=False,
+               bbox_to_anchor=(0.07, 0.915))
+    foot = footnote(0, len(benches), shown,
+                    "fp16, 32 query heads / 8 KV heads, head 128, 16-token blocks at shuffled ids, threads 128")
+    heading(fig, "How does PagedAttention scale with batch and context?", ctx, foot)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.82, bottom=0.13, wspace=0.08, hspace=0.12)
+    path = save(fig, out, "paged_attention_scaling.png")
+    plt.close(fig)
+    return path
 
 
-def plot_sweeps(plt, benches: list[Bench], ctx: dict, out: pathlib.Path, limit: int) -> list[pathlib.Path]:
-    paths = []
-    for key, (arg, pts, fixed) in list(sweeps(benches).items())[:limit]:
-        xs = [x for x, _ in pts]
-        fig, ax = plt.subplots(figsize=(8, 4.8))
-        ax.plot(xs, [b.time_us for _, b in pts], "o-", color="#1565c0", label="time (us)")
-        ax.set_xlabel(arg)
-        ax.set_ylabel("time per call (us)", color="#1565c0")
-        if max(xs) / max(min(xs), 1e-9) >= 16 and min(xs) > 0:
-            ax.set_xscale("log", base=2)
-        if all("GB/s" in b.counters for _, b in pts):
-            ax2 = ax.twinx()
-            ax2.plot(xs, [b.counters["GB/s"] for _, b in pts], "s--", color="#ef6c00", label="GB/s")
-            ax2.set_ylabel("GB/s", color="#ef6c00")
-        ax.set_title(fixed, fontsize=7)
-        path = finish(fig, ax, f"{pts[0][1].op}: sweep over {arg}", ctx, out / f"sweep_{key}.png")
-        plt.close(fig)
-        paths.append(path)
-    return paths
+def plot_knobs(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
+    panels = [("v1: threads per block", "threads per block (log2)", knob_series(benches, THREADS_RE)),
+              ("v2: partition size", "partition size (tokens, log2)", knob_series(benches, PARTITION_RE))]
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH_IN, HEIGHT_IN), sharey=True, squeeze=False)
+    shown = 0
+    for ax, (title, xlabel, series) in zip(axes[0], panels):
+        xs_all: set[int] = set()
+        for i, (shape, pts) in enumerate(series.items()):
+            xs = [x for x, _ in pts]
+            xs_all |= set(xs)
+            ax.plot(xs, [b.counters.get("pct_of_P", float("nan")) for _, b in pts], marker="os^Dv"[i % 5],
+                    label=shape, lw=1.3, ms=5)
+            shown += len(pts)
+        log2_axis(ax, sorted(xs_all))
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, color="#eceff1")
+        ax.legend(fontsize=8, title="shape", title_fontsize=8)
+    axes[0][0].set_ylabel("% of P")
+    axes[0][0].set_ylim(0, 105)
+    foot = footnote(0, len(benches), shown,
+                    "fp16, 32 query heads / 8 KV heads, head 128, 16-token blocks; v1 at 128 threads unless swept")
+    heading(fig, "What do v1's block size and v2's partition size change?", ctx, foot)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.84, bottom=0.14, wspace=0.06)
+    path = save(fig, out, "paged_attention_knobs.png")
+    plt.close(fig)
+    return path
+
+
+def plot_small(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
+    found, left_out = select_rows(benches, SMALL_ROWS)
+    if not found:
+        return None
+    vs, _ = verdicts(benches)
+    labels = [r.label for r, _ in found]
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, rows_height(len(found))))
+    ys = list(range(len(found)))
+    times = [es[0].bench.time_us for _, es in found]
+    ax.barh(ys, times, color=[ALT if r.alt else ENGINE for r, _ in found], height=0.7)
+    for y, t in zip(ys, times):
+        ax.text(t * 1.04, y, f"{t:.1f}", va="center", fontsize=7)
+    for y, (r, es) in zip(ys, found):
+        v = verdict_for(es[0].bench.name, vs)
+        if v and v.target.metric == "time_us":
+            ax.plot([v.target.value] * 2, [y - 0.42, y + 0.42], color="black", lw=2)
+            ax.text(1.005, y, f"{v.target.describe()}: {'met' if v.met else 'MISSED'}",
+                    transform=ax.get_yaxis_transform(), va="center", fontsize=7.5,
+                    color=MET if v.met else MISSED, fontweight="normal" if v.met else "bold")
+    ax.set_xscale("log")
+    ax.set_xlim(min(times) * 0.5, max(times) * 2.5)
+    ax.set_yticks(ys, labels, fontsize=8)
+    for tick, (r, _) in zip(ax.get_yticklabels(), found):
+        if r.alt:
+            tick.set_color("#607d8b")
+    ax.set_ylim(len(found) - 0.5, -0.5)
+    ax.set_xlabel("time per call (us, log scale; CUDA events, L2 flushed, launch included)")
+    ax.grid(True, axis="x", color="#eceff1")
+    ax.set_axisbelow(True)
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=ENGINE, label="the engine's path"),
+                       plt.Rectangle((0, 0), 1, 1, color=ALT, label="what it replaced / is compared with"),
+                       plt.Line2D([], [], color="black", lw=2, label="target")],
+              fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2)
+    foot = footnote(left_out, len(benches), len(shown_names(found)),
+                    "fp16 unless named; decode shapes of llama-1b (head 64) and Llama-3-8B (head 128)")
+    heading(fig, "How long do the small per-token kernels take?", ctx, foot)
+    fig.subplots_adjust(left=left_margin(labels), right=0.84, top=0.86, bottom=0.1)
+    path = save(fig, out, "small_kernels.png")
+    plt.close(fig)
+    return path
+
+
+def plot_prefill(plt, benches: list[Bench], ctx: dict, out: pathlib.Path) -> pathlib.Path | None:
+    shapes = prefill_shapes(benches)
+    if not shapes:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN))
+    ys = list(range(len(shapes)))
+    gemm = {}
+    for y, (shape, kb) in zip(ys, shapes):
+        for dy, kind, col in ((-0.2, "prefill", ENGINE), (0.2, "decode", ALT)):
+            b = kb.get(kind)
+            if b is None or "TFLOP/s" not in b.counters:
+                continue
+            v = b.counters["TFLOP/s"]
+            ax.barh(y + dy, v, height=0.38, color=col)
+            pct = b.counters.get("pct_of_gemm")
+            ax.text(v * 1.02, y + dy, f"{v:.0f}" + (f" ({pct:.0f}% of GEMM)" if pct is not None else ""),
+                    va="center", fontsize=7)
+            if "gemm_TFLOP/s" in b.counters:
+                gemm[shape.split(",")[0]] = b.counters["gemm_TFLOP/s"]
+    for dt, g in gemm.items():
+        ax.axvline(g, color="black", ls="--", lw=1)
+        ax.text(g, -0.6, f"cuBLAS GEMM 8192^3, {dt}: {g:.0f} ", fontsize=7, va="bottom", ha="right")
+    tops = [b.counters.get("TFLOP/s", 0) for _, kb in shapes for b in kb.values()] + list(gemm.values())
+    ax.set_xlim(0, max(tops + [1]) * 1.2)
+    ax.set_yticks(ys, [s for s, _ in shapes], fontsize=8)
+    ax.set_ylim(len(shapes) - 0.5, -0.9)
+    ax.set_xlabel("TFLOP/s (causal FLOPs: 4 H D L (L + 1) / 2 per prompt)")
+    ax.grid(True, axis="x", color="#eceff1")
+    ax.set_axisbelow(True)
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=ENGINE, label="prefill kernel (tensor cores)"),
+                       plt.Rectangle((0, 0), 1, 1, color=ALT, label="the decode kernels (the old path)")],
+              fontsize=7, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False, borderaxespad=0.2)
+    shown = sum(len(kb) for _, kb in shapes)
+    foot = footnote(0, len(benches), shown, "One layer's attention of one prefill step; llama-1b heads (32 / 8)")
+    heading(fig, "How fast is prefill attention on tensor cores?", ctx, foot)
+    fig.subplots_adjust(left=0.25, right=0.97, top=0.84, bottom=0.12)
+    path = save(fig, out, "prefill_attention.png")
+    plt.close(fig)
+    return path
+
+
+FIGURES = [plot_roof, plot_scaling, plot_knobs, plot_small, plot_prefill]
 
 
 def main() -> int:
@@ -364,9 +758,9 @@ def main() -> int:
     ap.add_argument("inputs", nargs="+", type=pathlib.Path,
                     help="Google Benchmark JSON files, or folders of them (e.g. reference/results/h100)")
     ap.add_argument("--out", type=pathlib.Path,
-                    help="where the PNGs go (default: <first input folder>/plots)")
+                    help="the folder the PNGs go into, created if needed (default: plots/ beside the "
+                         "first input: <folder>/plots for a folder, <file's folder>/plots for a file)")
     ap.add_argument("--table", action="store_true", help="print the table only (no matplotlib needed)")
-    ap.add_argument("--max-sweeps", type=int, default=24, help="at most this many sweep plots")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args()
 
@@ -381,13 +775,17 @@ def main() -> int:
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
-            sys.exit("plot_benchmarks: matplotlib is missing: run scripts/lab setup and use .venv/bin/python")
+            fail("matplotlib is missing: run scripts/lab setup and use .venv/bin/python (or --table)")
         first = args.inputs[0]
         out = args.out or ((first if first.is_dir() else first.parent) / "plots")
-        out.mkdir(parents=True, exist_ok=True)
-        made = [plot_pct(plt, benches, ctx, out), plot_latency(plt, benches, ctx, out)]
-        made += plot_sweeps(plt, benches, ctx, out, args.max_sweeps)
-        print("\nwrote " + ", ".join(str(p) for p in made if p))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            fail(f"--out {out}: cannot create the folder ({e.strerror})")
+        made = [p for fig in FIGURES if (p := fig(plt, benches, ctx, out))]
+        print("\nwrote:" if made else "\nno figure: none of their benchmarks is in the input")
+        for p in made:
+            print(f"  {p}")
     return 1 if args.strict and missed else 0
 
 

@@ -57,6 +57,9 @@ def main() -> int:
     except ImportError:
         sys.exit("plot_lab: needs matplotlib (scripts/lab setup makes .venv with it)")
     r = load(args.results)
+    if not isinstance(r, dict):
+        sys.exit(f"plot_lab: {args.results} is not a lab results file (a JSON {type(r).__name__}, "
+                 "not an object): scripts/lab check NN writes build*/labs/results/labNN_student.json")
     mine, ref = r.get("timings", {}), r.get("engine_timings", {})
     if not mine:
         sys.exit(f"plot_lab: {args.results} has no timings: run scripts/lab check {r.get('lab')} on a GPU")

@@ -10,6 +10,16 @@
 //   BM_paged_attention/head:64/batch:B/ctx:C/max_ctx:M/version:V  llama-1b decode shapes
 //
 // bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
+//
+// BM_prefill_attention: causal prefill of S prompts of L tokens each in ONE step, llama-1b heads
+// (32 query, 8 KV), head_size 64 (or 128 where named), 16-token blocks at shuffled ids:
+//   BM_prefill_attention/dtype:T/head:D/seqs:S/len:L/kernel:prefill  the tensor-core kernel
+//   BM_prefill_attention/dtype:T/head:D/seqs:S/len:L/kernel:decode   the same step through the
+//                                                                    decode kernels (old path)
+// FLOPs counted causally: row p of a prompt attends p + 1 keys, 4 * head_size FLOPs per (row,
+// key, head) (q.k and p.v), so a prompt of L tokens is 4 H D L (L + 1) / 2. Counters: TFLOP/s,
+// gemm_TFLOP/s (a cuBLAS GEMM 8192 x 8192 x 8192 of the same dtype on random data, measured once
+// per process in the same run: the tensor-core rate the kernel is compared with) and pct_of_gemm.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -22,7 +32,10 @@
 #include "engine/core/rng.h"
 #include "engine/kernels/paged_attention.h"
 #include "engine/kernels/paged_attention_readable.h"
+#include "engine/kernels/prefill_attention.h"
 #include "engine/ops/attention.h"
+#include "engine/ops/linear.h"
+#include "engine/profiling/timing.h"
 #include "engine/profiling/cost_model.h"
 
 namespace day18 {
@@ -156,6 +169,138 @@ const bool registered = [] {
     for (int ps : parts)
       reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:2/partition:", ps), b, ctx, V::v2,
           128, ps);
+  return true;
+}();
+
+// ---------------------------------------------------------------- prefill
+
+template <typename T>
+__global__ void fill_random_values(T* p, int64_t n, uint32_t seed) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint32_t x = static_cast<uint32_t>(i) * 2654435761u ^ seed;
+    x ^= x >> 16;
+    x *= 0x7feb352dU;
+    x ^= x >> 15;
+    p[i] = from_float<T>(static_cast<float>(x & 0xffff) / 32768.f - 1.f);
+  }
+}
+
+void fill_any(const OwnedTensor& t, uint32_t seed) {
+  if (t.dtype() == DType::f16)
+    fill_random_values<<<1024, 256>>>(t.ptr<__half>(), t.numel(), seed);
+  else
+    fill_random_values<<<1024, 256>>>(t.ptr<__nv_bfloat16>(), t.numel(), seed);
+  DAY18_CHECK_LAUNCH();
+}
+
+// TFLOP/s of a cuBLAS GEMM [8192, 8192] x [8192, 8192]^T of dtype dt on random data: median of 10
+// after 3 warm-ups, measured once per dtype and process.
+double gemm_tflops(DType dt) {
+  static double cached[2] = {0, 0};
+  double& r = cached[dt == DType::f16 ? 0 : 1];
+  if (r > 0) return r;
+  constexpr int64_t n = 8192;
+  OwnedTensor a({n, n}, dt, Storage::device), w({n, n}, dt, Storage::device),
+      c({n, n}, dt, Storage::device);
+  fill_any(a, 7);
+  fill_any(w, 8);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  Stream stream;
+  TimingOptions o;
+  o.warmup = 3;
+  o.repeats = 10;
+  o.flush_l2 = false;  // 384 MB of operands: the L2 cannot hold them anyway
+  o.stream = stream;
+  const Stats t = time_gpu([&](cudaStream_t s) { linear(c, a, w, LinearAlgo::cublas, s); }, o);
+  r = 2.0 * n * n * n / (t.median * 1e-3) / 1e12;
+  return r;
+}
+
+void BM_prefill_attention(benchmark::State& st, DType dt, int64_t head_size, int64_t seqs,
+                          int64_t len, bool prefill_kernel) {
+  if (!bench::require_gpu(st)) return;
+  const int64_t T = seqs * len, per_seq = (len + kBlock - 1) / kBlock, num_blocks = seqs * per_seq;
+  OwnedTensor query({T, kHeads, head_size}, dt, Storage::device);
+  OwnedTensor out({T, kHeads, head_size}, dt, Storage::device);
+  OwnedTensor key_cache({num_blocks, kKvHeads, kBlock, head_size}, dt, Storage::device);
+  OwnedTensor value_cache({num_blocks, kKvHeads, kBlock, head_size}, dt, Storage::device);
+  fill_any(query, 1);
+  fill_any(key_cache, 2);
+  fill_any(value_cache, 3);
+  OwnedTensor bt_h({seqs, per_seq}, DType::i32, Storage::host);
+  OwnedTensor si_h({T}, DType::i32, Storage::host), cl_h({T}, DType::i32, Storage::host);
+  std::iota(bt_h.ptr<int32_t>(), bt_h.ptr<int32_t>() + num_blocks, 0);
+  Rng rng(19);
+  for (int64_t i = num_blocks - 1; i > 0; --i)
+    std::swap(bt_h.ptr<int32_t>()[i], bt_h.ptr<int32_t>()[rng.randint(0, i)]);
+  std::vector<int32_t> qsl = {0};
+  for (int64_t s = 0; s < seqs; ++s) {
+    for (int64_t p = 0; p < len; ++p) {
+      si_h.ptr<int32_t>()[s * len + p] = static_cast<int32_t>(s);
+      cl_h.ptr<int32_t>()[s * len + p] = static_cast<int32_t>(p + 1);
+    }
+    qsl.push_back(static_cast<int32_t>((s + 1) * len));
+  }
+  const OwnedTensor bt = bt_h.to(Storage::device), si = si_h.to(Storage::device),
+                    cl = cl_h.to(Storage::device);
+  const int max_ctx = static_cast<int>(len);
+  const size_t ws_bytes =
+      paged_attention_workspace_bound(T, kHeads, kKvHeads, head_size, max_ctx);
+  OwnedTensor ws({static_cast<int64_t>(std::max<size_t>(ws_bytes, 1))}, DType::u8,
+                 Storage::device);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_size));
+  const double gemm = gemm_tflops(dt);
+  auto launch = [&](cudaStream_t s) {
+    if (prefill_kernel)
+      prefill_attention(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx, qsl, s);
+    else
+      paged_attention(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx, ws, {}, s);
+  };
+  try {
+    launch(nullptr);  // one validated call first
+    DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  } catch (const InvalidArgument& e) {
+    st.SkipWithError(e.what());
+    return;
+  }
+  const double keys = static_cast<double>(seqs) * len * (len + 1) / 2.0;  // causal (row, key)s
+  const double flops = 4.0 * kHeads * head_size * keys;
+  const double bytes =
+      2.0 * T * kHeads * head_size * 2 + 2.0 * seqs * len * kKvHeads * head_size * 2;
+  st.SetLabel(prefill_kernel ? "prefill (tensor cores)" : "decode kernels (v1/v2)");
+  bench::run_timed(st, bytes, flops, launch);
+  if (st.counters.count("TFLOP/s")) {
+    st.counters["gemm_TFLOP/s"] = gemm;
+    st.counters["pct_of_gemm"] = 100.0 * st.counters["TFLOP/s"].value / gemm;
+  }
+}
+
+const bool registered_prefill = [] {
+  // The issue's shapes (4 x 2048, 64 x 128) and a few between; head 128 and bf16 for fp16's
+  // companions. The decode-kernel rows are the old path the prefill kernel replaces.
+  struct Case {
+    DType dt;
+    int64_t head, seqs, len;
+  };
+  const Case cases[] = {{DType::f16, 64, 4, 2048}, {DType::f16, 64, 64, 128},
+                        {DType::f16, 64, 1, 8192}, {DType::f16, 64, 16, 512},
+                        {DType::f16, 128, 4, 2048}, {DType::bf16, 64, 4, 2048},
+                        {DType::bf16, 128, 4, 2048}};
+  for (const Case& c : cases)
+    for (bool pk : {true, false}) {
+      if (!pk && c.len > 2048) continue;  // the old path at 8192: seconds per iteration
+      const std::string name = detail::concat(
+          "BM_prefill_attention/dtype:", dtype_name(c.dt), "/head:", c.head, "/seqs:", c.seqs,
+          "/len:", c.len, "/kernel:", pk ? "prefill" : "decode");
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [=](benchmark::State& st) {
+                                     BM_prefill_attention(st, c.dt, c.head, c.seqs, c.len, pk);
+                                   })
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
   return true;
 }();
 

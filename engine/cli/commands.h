@@ -17,5 +17,7 @@ Runner add_run_command(CLI::App& app);
 Runner add_probe_command(CLI::App& app);  // day18 probe: copy bandwidth, P, datasheet peaks
 Runner add_kernel_analysis_commands(CLI::App& app);  // day18 classify, analyze, calibrate
 Runner add_trace_command(CLI::App& app);  // day18 trace: the timeline (CUPTI + ranges), metrics
+Runner add_report_command(CLI::App& app);  // day18 report: the optimization report
+Runner add_tune_command(CLI::App& app);  // day18 tune: block-size, batch-size, precision, show
 
 }  // namespace day18::cli

@@ -31,7 +31,9 @@ int main(int argc, char** argv) {
   std::string paged_attention = "auto";
   app.add_option("--paged-attention", paged_attention,
                  "PagedAttention kernel for every call that asks for the automatic choice: auto "
-                 "(the engine's rule: v1 or v2), v1, v2, or readable (the lab 02 kernel)")
+                 "(the engine's rule: v1 or v2, and the tensor-core prefill kernel for sequences "
+                 "of more than 8 tokens in a step), v1, v2, or readable (the lab 02 kernel); a "
+                 "forced version runs every token, prefill included")
       ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}));
   bool verbose = false;
   app.add_flag("--verbose", verbose,
@@ -43,6 +45,8 @@ int main(int argc, char** argv) {
   day18::cli::Runner probe = day18::cli::add_probe_command(app);
   day18::cli::Runner kernel_analysis = day18::cli::add_kernel_analysis_commands(app);
   day18::cli::Runner trace = day18::cli::add_trace_command(app);
+  day18::cli::Runner report = day18::cli::add_report_command(app);
+  day18::cli::Runner tune = day18::cli::add_tune_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -59,6 +63,8 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("run")) return run();
     if (app.got_subcommand("probe")) return probe();
     if (app.got_subcommand("trace")) return trace();
+    if (app.got_subcommand("report")) return report();
+    if (app.got_subcommand("tune")) return tune();
     if (app.got_subcommand("classify") || app.got_subcommand("analyze") || app.got_subcommand("calibrate")) return kernel_analysis();
   } catch (const std::exception& e) {
     const day18::cli::FailureText f = day18::cli::describe_failure(e, verbose);

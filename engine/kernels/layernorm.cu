@@ -214,12 +214,80 @@ int round_up_to_warp(int64_t n) {
   return static_cast<int>((n + 31) / 32 * 32);
 }
 
+// The launch configuration of a row of `hidden` elements: threads per block and version.
+// threads_override 0: version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp (<= 1024)
+// with the smallest VPT in {1, 2, 4} that fits, version 2 1024 (vectorized) or min(1024, hidden
+// rounded up to a warp) threads striding over the row. threads_override t (the tuning
+// experiment): t threads, with the smallest VPT in {1, 2, 4} for which t * VPT >= num_vecs, else
+// version 2 with t threads.
+struct NormChoice {
+  int threads = 0;
+  int vpt = 0;  // 1, 2, 4: version 1; 0: version 2
+  bool vec = false;
+};
+NormChoice choose_norm(int64_t hidden, int vec_width, bool vec_ok, int threads_override) {
+  NormChoice c;
+  c.vec = vec_ok;
+  if (!vec_ok) {
+    c.threads = threads_override ? threads_override : std::min(1024, round_up_to_warp(hidden));
+    return c;
+  }
+  const int64_t num_vecs = hidden / vec_width;
+  if (threads_override) {
+    c.threads = threads_override;
+    for (int vpt : {1, 2, 4})
+      if (int64_t{threads_override} * vpt >= num_vecs) {
+        c.vpt = vpt;
+        return c;
+      }
+    return c;
+  }
+  for (int vpt : {1, 2, 4})
+    if (num_vecs <= 1024 * vpt) {
+      c.vpt = vpt;
+      c.threads = round_up_to_warp((num_vecs + vpt - 1) / vpt);
+      return c;
+    }
+  c.threads = 1024;
+  return c;
+}
+
+// Calls f(kernel) with the __global__ function of (kFused, T, choice): the one place that maps a
+// choice to a template instance, shared by the launch and the occupancy query.
+template <bool kFused, typename T, typename F>
+void with_norm_kernel(const NormChoice& c, F&& f) {
+  constexpr int V = kVecWidth<T>;
+  auto pick = [&]<int VV, int VPT>() {
+    if constexpr (kFused)
+      f(fused_add_rms_norm_kernel<T, VV, VPT>);
+    else
+      f(rms_norm_kernel<T, VV, VPT>);
+  };
+  if (!c.vec) return pick.template operator()<1, 0>();
+  switch (c.vpt) {
+    case 1:
+      return pick.template operator()<V, 1>();
+    case 2:
+      return pick.template operator()<V, 2>();
+    case 4:
+      return pick.template operator()<V, 4>();
+    default:
+      return pick.template operator()<V, 0>();
+  }
+}
+
+void require_norm_threads(int threads, const char* what) {
+  if (threads < 32 || threads > 1024 || threads % 32 != 0)
+    throw InvalidArgument(detail::concat(what, ": threads ", threads,
+                                         " must be a multiple of 32 in [32, 1024]"));
+}
+
 // Shared launcher of both ops. Grid: one block per token (blockIdx.x = token). Block: the
-// threads of that token's row; version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp
-// (<= 1024), version 2 min(1024, num_vecs rounded up to a warp) threads striding over the row.
+// threads of that token's row, as choose_norm() says.
 template <bool kFused>
 void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& residual,
-                     const Tensor& weight, double eps, cudaStream_t stream) {
+                     const Tensor& weight, double eps, cudaStream_t stream,
+                     int threads_override = 0) {
   const int64_t num_tokens = input.size(0), hidden = input.size(1);
   if (num_tokens == 0 || hidden == 0) return;
   const float inv_hidden = static_cast<float>(1.0 / static_cast<double>(hidden));
@@ -230,30 +298,19 @@ void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& resid
     const T* x = input.ptr<T>();
     T* r = kFused ? residual.ptr<T>() : nullptr;
     const T* w = weight.ptr<T>();
-    // The fused op works in place: out is input.
-    auto go = [&]<int V, int VPT>(int threads, int64_t num_vecs) {
-      if constexpr (kFused)
-        launch_pdl(fused_add_rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, r, w,
-                   static_cast<int>(num_vecs), inv_hidden, feps);
-      else
-        launch_pdl(rms_norm_kernel<T, V, VPT>, grid, dim3(threads), 0, stream, o, x, w,
-                   static_cast<int>(num_vecs), inv_hidden, feps);
-      DAY18_CHECK_LAUNCH();
-    };
     constexpr int V = kVecWidth<T>;
     const bool vec_ok = hidden % V == 0 && aligned16(o) && aligned16(x) && aligned16(w) &&
                         (!kFused || aligned16(r));
-    if (vec_ok) {
-      const int64_t num_vecs = hidden / V;
-      auto regs = [&]<int VPT>() {
-        go.template operator()<V, VPT>(round_up_to_warp((num_vecs + VPT - 1) / VPT), num_vecs);
-      };
-      if (num_vecs <= 1024) return regs.template operator()<1>();
-      if (num_vecs <= 2048) return regs.template operator()<2>();
-      if (num_vecs <= 4096) return regs.template operator()<4>();
-      return go.template operator()<V, 0>(1024, num_vecs);
-    }
-    go.template operator()<1, 0>(std::min(1024, round_up_to_warp(hidden)), hidden);
+    const NormChoice c = choose_norm(hidden, V, vec_ok, threads_override);
+    const int num_vecs = static_cast<int>(vec_ok ? hidden / V : hidden);
+    // The fused op works in place: out is input.
+    with_norm_kernel<kFused, T>(c, [&](auto kernel) {
+      if constexpr (kFused)
+        launch_pdl(kernel, grid, dim3(c.threads), 0, stream, o, r, w, num_vecs, inv_hidden, feps);
+      else
+        launch_pdl(kernel, grid, dim3(c.threads), 0, stream, o, x, w, num_vecs, inv_hidden, feps);
+      DAY18_CHECK_LAUNCH();
+    });
   });
 }
 
@@ -269,6 +326,37 @@ void fused_add_rms_norm(const Tensor& input, const Tensor& residual, const Tenso
   // The normalized result overwrites input: out and input are the same buffer. Each element is
   // read (into registers, or by the same thread in the loop version) before it is written.
   launch_rms_norm<true>(input, input, residual, weight, eps, stream);
+}
+
+RmsNormLaunch rms_norm_launch(DType dtype, int64_t hidden, bool fused, int threads_override) {
+  if (threads_override != 0) require_norm_threads(threads_override, "rms_norm_launch");
+  RmsNormLaunch l;
+  dispatch_float(dtype, [&]<typename T>() {
+    constexpr int V = kVecWidth<T>;
+    const NormChoice c = choose_norm(hidden, V, hidden % V == 0, threads_override);
+    l.threads = c.threads;
+    l.vectors_per_thread = c.vpt;
+    l.vectorized = c.vec;
+    auto take = [&](auto kernel) { l.kernel = reinterpret_cast<const void*>(kernel); };
+    if (fused)
+      with_norm_kernel<true, T>(c, take);
+    else
+      with_norm_kernel<false, T>(c, take);
+  });
+  return l;
+}
+
+void rms_norm_with_threads(const Tensor& out, const Tensor& input, const Tensor& weight,
+                           double eps, int threads, cudaStream_t stream) {
+  require_norm_threads(threads, "rms_norm_with_threads");
+  launch_rms_norm<false>(out, input, Tensor(), weight, eps, stream, threads);
+}
+
+void fused_add_rms_norm_with_threads(const Tensor& input, const Tensor& residual,
+                                     const Tensor& weight, double eps, int threads,
+                                     cudaStream_t stream) {
+  require_norm_threads(threads, "fused_add_rms_norm_with_threads");
+  launch_rms_norm<true>(input, input, residual, weight, eps, stream, threads);
 }
 
 }  // namespace day18::cuda

@@ -626,4 +626,137 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
   });
 }
 
+// ---- The tuning experiments: explicit launch configurations and occupancy queries -------------
+namespace {
+
+// Calls f.template operator()<NT>() for a compiled thread count of (T, H), or throws naming it.
+template <typename T, int H, typename F>
+void dispatch_threads(int num_threads, const char* what, F&& f) {
+  if constexpr (std::is_same_v<T, __half> && H == 128) {
+    switch (num_threads) {
+      case 64:
+        return f.template operator()<64>();
+      case 256:
+        return f.template operator()<256>();
+      case 512:
+        return f.template operator()<512>();
+      default:
+        break;
+    }
+  }
+  if (num_threads != 128)
+    throw InvalidArgument(detail::concat(what, ": num_threads ", num_threads,
+                                         " is not compiled for this dtype/head_size (128 always; "
+                                         "64/256/512 for fp16 head_size 128)"));
+  f.template operator()<128>();
+}
+
+Common configured_common(const Tensor& query, const Tensor& key_cache, const Tensor& block_tables,
+                         int max_context_len, int heads_per_block, const char* what) {
+  Common c = common_of(query, key_cache, block_tables, max_context_len);
+  if (heads_per_block != 0) {
+    if (!paged_attention_heads_per_block_valid(c.num_heads, c.num_kv_heads, heads_per_block))
+      throw InvalidArgument(detail::concat(
+          what, ": heads_per_block ", heads_per_block, " is not 1..", kMaxHeadsPerBlock,
+          " dividing num_heads / num_kv_heads = ", c.num_heads, " / ", c.num_kv_heads));
+    c.hpb = heads_per_block;
+  }
+  return c;
+}
+
+void require_shared_fits(size_t smem, const char* what) {
+  if (smem > max_shared_bytes_per_block())
+    throw InvalidArgument(detail::concat(what, ": ", smem,
+                                         " bytes of shared memory per block exceed the device's ",
+                                         max_shared_bytes_per_block()));
+}
+
+}  // namespace
+
+const void* paged_attention_kernel_function(DType dtype, int head_size, int num_threads,
+                                            size_t shared_bytes) {
+  if (!paged_attention_v1_has_threads(dtype, head_size, num_threads)) return nullptr;
+  const void* fn = nullptr;
+  dispatch_float(dtype, [&]<typename T>() {
+    dispatch_head_size(head_size, [&]<int H>() {
+      dispatch_threads<T, H>(num_threads, "paged_attention_kernel_function", [&]<int NT>() {
+        auto kernel = paged_attention_kernel<T, H, NT>;
+        if (shared_bytes > kSharedBytesWithoutOptIn)
+          DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel,
+                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(shared_bytes)));
+        fn = reinterpret_cast<const void*>(kernel);
+      });
+    });
+  });
+  return fn;
+}
+
+bool paged_attention_heads_per_block_valid(int num_heads, int num_kv_heads, int heads_per_block) {
+  if (heads_per_block < 1 || heads_per_block > kMaxHeadsPerBlock || num_kv_heads <= 0) return false;
+  const int ratio = num_heads / num_kv_heads;
+  return ratio % heads_per_block == 0;
+}
+
+// Grid and block as paged_attention_v1, with num_threads and heads_per_block given.
+void paged_attention_v1_configured(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int num_threads, int heads_per_block,
+                                   cudaStream_t stream) {
+  const char* what = "paged_attention_v1_configured";
+  const Common c =
+      configured_common(query, key_cache, block_tables, max_context_len, heads_per_block, what);
+  const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, max_context_len);
+  require_shared_fits(smem, what);
+  if (c.num_tokens == 0) return;
+  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), 1);
+  dispatch_float(query.dtype(), [&]<typename T>() {
+    dispatch_head_size(c.head_size, [&]<int H>() {
+      dispatch_threads<T, H>(num_threads, what, [&]<int NT>() {
+        launch_main<T, H, NT>(c, grid, smem, out.ptr<T>(), nullptr, nullptr, nullptr, query,
+                              key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
+                              max_context_len, 0, 1, stream);
+      });
+    });
+  });
+}
+
+// Grid and block as paged_attention_v2, with num_threads and heads_per_block given.
+void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
+                                   const Tensor& max_logits, const Tensor& tmp_out,
+                                   const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int partition_size, int num_threads,
+                                   int heads_per_block, cudaStream_t stream) {
+  const char* what = "paged_attention_v2_configured";
+  const Common c =
+      configured_common(query, key_cache, block_tables, max_context_len, heads_per_block, what);
+  const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, partition_size);
+  require_shared_fits(smem, what);
+  if (c.num_tokens == 0) return;
+  const int max_num_partitions = static_cast<int>(exp_sums.size(2));
+  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), max_num_partitions);
+  dispatch_float(query.dtype(), [&]<typename T>() {
+    dispatch_head_size(c.head_size, [&]<int H>() {
+      dispatch_threads<T, H>(num_threads, what, [&]<int NT>() {
+        launch_main<T, H, NT>(c, grid, smem, nullptr, exp_sums.ptr<float>(),
+                              max_logits.ptr<float>(), tmp_out.ptr<float>(), query, key_cache,
+                              value_cache, block_tables, seq_idx, context_lens, scale,
+                              max_context_len, partition_size, max_num_partitions, stream);
+      });
+      launch_pdl(paged_attention_v2_reduce_kernel<T, H>,
+                 dim3(static_cast<unsigned>(c.num_tokens * c.num_heads)), dim3(kReduceThreads), 0,
+                 stream, out.ptr<T>(), static_cast<const float*>(exp_sums.ptr<float>()),
+                 static_cast<const float*>(max_logits.ptr<float>()),
+                 static_cast<const float*>(tmp_out.ptr<float>()),
+                 static_cast<const int*>(seq_idx.ptr<int32_t>()),
+                 static_cast<const int*>(context_lens.ptr<int32_t>()), c.num_heads, c.num_seqs,
+                 max_context_len, partition_size, max_num_partitions);
+      DAY18_CHECK_LAUNCH();
+    });
+  });
+}
+
 }  // namespace day18::cuda

@@ -91,4 +91,34 @@ void paged_attention_v2(
     const Tensor& context_lens,  // [num_tokens] int32
     float scale, int max_context_len, int partition_size, cudaStream_t stream);
 
+// ---- The tuning experiments (engine/tuning/, `day18 tune block-size`) -------------------------
+// The main kernel compiled for (dtype, head_size, num_threads), for occupancy queries
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor, cudaFuncGetAttributes), with its dynamic
+// shared memory limit raised to `shared_bytes` when that is above the default 48 KB (what the
+// launch does): nullptr when no such kernel is compiled (paged_attention_v1_has_threads).
+const void* paged_attention_kernel_function(DType dtype, int head_size, int num_threads,
+                                            size_t shared_bytes);
+
+// True when a block may take `heads_per_block` query heads: 1 .. kMaxHeadsPerBlock, dividing
+// num_heads / num_kv_heads (the heads of one block share one KV head).
+bool paged_attention_heads_per_block_valid(int num_heads, int num_kv_heads, int heads_per_block);
+
+// v1 and v2 exactly as above but with the launch configuration given instead of chosen:
+// num_threads (paged_attention_v1_has_threads) and heads_per_block (0 = the automatic choice,
+// paged_attention_heads_per_block). v2 with num_threads != 128 runs the same main kernel at that
+// thread count (then the reduce kernel as always). Validates these two (InvalidArgument naming
+// them) and that the shared memory fits; everything else is as trusted as above.
+void paged_attention_v1_configured(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int num_threads, int heads_per_block,
+                                   cudaStream_t stream);
+void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
+                                   const Tensor& max_logits, const Tensor& tmp_out,
+                                   const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int partition_size, int num_threads,
+                                   int heads_per_block, cudaStream_t stream);
+
 }  // namespace day18::cuda

@@ -11,6 +11,7 @@
 #include "engine/cpu/paged_attention.h"
 #include "engine/kernels/paged_attention.h"
 #include "engine/kernels/paged_attention_readable.h"
+#include "engine/kernels/prefill_attention.h"
 
 namespace day18 {
 namespace {
@@ -108,9 +109,15 @@ Dims check_common(const Tensor& out, const Tensor& query, const Tensor& key_cach
                 d.block_size, " = ", capacity, "]");
 
   if (query.is_cuda()) {
-    for (auto& [t, name] : all)
-      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, name,
-                    ": data must be 16-byte aligned for the vector loads (", t->describe(), ")");
+    // The kernels load query, out and the caches in 16-byte vectors and the int32 metadata one
+    // element at a time (so a token range of seq_idx / context_lens, as the varlen call passes
+    // to the decode kernel, may start at any element).
+    for (auto& [t, name] : all) {
+      const size_t align = t->dtype() == DType::i32 ? 4 : 16;
+      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % align == 0, name, ": data must be ",
+                    align, "-byte aligned", align == 16 ? " for the vector loads" : "", " (",
+                    t->describe(), ")");
+    }
   } else {
     // Host tensors: the metadata values are cheap to check.
     const int32_t* si = seq_idx.ptr<int32_t>();
@@ -150,6 +157,35 @@ void check_v1_fits(const Dims& d, int max_context_len, int num_threads, DType dt
   DAY18_REQUIRE(need <= smem_limit(), "paged_attention_v1: max_context_len ", max_context_len,
                 " needs ", need, " bytes of shared memory for the logits (limit ", smem_limit(),
                 "); use paged_attention_v2 (version v2 or auto)");
+}
+
+// query_start_loc: entries within [0, num_tokens], non-decreasing; with host metadata, every row
+// of a segment has its first row's seq_idx (the prefill kernel reads one block table per segment).
+void check_query_start_loc(std::span<const int32_t> qsl, int64_t num_tokens,
+                           const Tensor& seq_idx) {
+  for (size_t i = 0; i < qsl.size(); ++i) {
+    DAY18_REQUIRE(qsl[i] >= 0 && qsl[i] <= num_tokens, "query_start_loc[", i, "] = ", qsl[i],
+                  " outside [0, num_tokens = ", num_tokens, "]");
+    DAY18_REQUIRE(i == 0 || qsl[i] >= qsl[i - 1], "query_start_loc[", i, "] = ", qsl[i],
+                  " is smaller than query_start_loc[", i - 1, "] = ", qsl[i - 1],
+                  " (segments must be in token order)");
+  }
+  if (seq_idx.is_cuda()) return;  // device metadata: the kernel turns a mismatch into NaN rows
+  const int32_t* si = seq_idx.ptr<int32_t>();
+  for (size_t i = 0; i + 1 < qsl.size(); ++i)
+    for (int32_t t = qsl[i] + 1; t < qsl[i + 1]; ++t)
+      DAY18_REQUIRE(si[t] == si[qsl[i]], "seq_idx[", t, "] = ", si[t], " differs from seq_idx[",
+                    qsl[i], "] = ", si[qsl[i]], ": segment ", i, " of query_start_loc (rows [",
+                    qsl[i], ", ", qsl[i + 1], ")) must be one sequence");
+}
+
+// The segments of query_start_loc with more than min_tokens rows.
+std::vector<cuda::PrefillSegment> segments_longer_than(std::span<const int32_t> qsl,
+                                                       int min_tokens) {
+  std::vector<cuda::PrefillSegment> out;
+  for (size_t i = 0; i + 1 < qsl.size(); ++i)
+    if (qsl[i + 1] - qsl[i] > min_tokens) out.push_back({qsl[i], qsl[i + 1] - qsl[i]});
+  return out;
 }
 
 }  // namespace
@@ -376,6 +412,79 @@ void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_c
   paged_attention_v2(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache, value_cache,
                      block_tables, seq_idx, context_lens, scale, max_context_len,
                      plan.partition_size, stream);
+}
+
+bool prefill_attention_available(DType dtype, int64_t head_size) {
+  return cuda::prefill_attention_supported(dtype, static_cast<int>(head_size));
+}
+
+void prefill_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                       const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                       const Tensor& context_lens, double scale, int max_context_len,
+                       std::span<const int32_t> query_start_loc, cudaStream_t stream) {
+  const Dims d = check_common(out, query, key_cache, value_cache, block_tables, seq_idx,
+                              context_lens, scale, max_context_len);
+  DAY18_REQUIRE(!query_start_loc.empty(),
+                "query_start_loc: empty (it needs num_segments + 1 entries, at least one)");
+  check_query_start_loc(query_start_loc, d.num_tokens, seq_idx);
+  if (query.is_cuda()) {
+    DAY18_REQUIRE(prefill_attention_available(query.dtype(), d.head_size),
+                  "query: ", dtype_name(query.dtype()),
+                  " has no tensor-core prefill kernel (float16 and "
+                  "bfloat16 only; float32 runs paged_attention)");
+    cuda::prefill_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                            static_cast<float>(scale), segments_longer_than(query_start_loc, 0),
+                            stream);
+    return;
+  }
+  for (size_t i = 0; i + 1 < query_start_loc.size(); ++i) {
+    const int64_t a = query_start_loc[i], b = query_start_loc[i + 1];
+    if (b > a)
+      cpu::paged_attention(out.slice0(a, b), query.slice0(a, b), key_cache, value_cache,
+                           block_tables, seq_idx.slice0(a, b), context_lens.slice0(a, b),
+                           static_cast<float>(scale));
+  }
+}
+
+void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                     const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                     const Tensor& context_lens, double scale, int max_context_len,
+                     const Tensor& workspace, std::span<const int32_t> query_start_loc,
+                     const PagedAttentionOptions& options, cudaStream_t stream) {
+  expect_dim(query, "query", 3);
+  expect_defined(seq_idx, "seq_idx");
+  expect_dtype(seq_idx, "seq_idx", DType::i32);
+  expect_shape(seq_idx, "seq_idx", {query.size(0)});  // before check_query_start_loc reads it
+  if (!query_start_loc.empty()) check_query_start_loc(query_start_loc, query.size(0), seq_idx);
+  const PagedAttentionVersion v = options.version == PagedAttentionVersion::automatic
+                                      ? default_paged_attention_version()
+                                      : options.version;
+  std::vector<cuda::PrefillSegment> prefill;
+  if (query.is_cuda() && v == PagedAttentionVersion::automatic &&
+      prefill_attention_available(query.dtype(), query.size(2)))
+    prefill = segments_longer_than(query_start_loc, kPrefillMinQueryTokens);
+  if (prefill.empty()) {  // the decode path over every row, as without query_start_loc
+    paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
+                    max_context_len, workspace, options, stream);
+    return;
+  }
+  check_common(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
+               max_context_len);
+  cuda::prefill_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                          static_cast<float>(scale), prefill, stream);
+  // Every other row: the decode kernels, one call per run of consecutive rows between segments.
+  auto decode = [&](int64_t a, int64_t b) {
+    if (b <= a) return;
+    paged_attention(out.slice0(a, b), query.slice0(a, b), key_cache, value_cache, block_tables,
+                    seq_idx.slice0(a, b), context_lens.slice0(a, b), scale, max_context_len,
+                    workspace, options, stream);
+  };
+  int64_t at = 0;
+  for (const cuda::PrefillSegment& s : prefill) {
+    decode(at, s.token_start);
+    at = s.token_start + s.num_tokens;
+  }
+  decode(at, query.size(0));
 }
 
 }  // namespace day18

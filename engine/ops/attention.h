@@ -15,12 +15,13 @@
 // num_kv_heads) (GQA/MQA). Supported: head_size 64, 80, 96, 112, 128, 256; block_size 8, 16, 32.
 // fp32 accumulation on the GPU, double on the CPU.
 //
-// What is validated: dtypes, shapes, devices (all tensors on one device), contiguity, 16-byte
-// alignment (CUDA), head/block size, num_heads % num_kv_heads, scale finite, max_context_len
-// within [0, max_blocks_per_seq * block_size]. Metadata VALUES (seq_idx in range, 0 <=
-// context_len <= max_context_len, physical block ids in [0, num_blocks)) are checked only when
-// those tensors are in host memory (reading device memory would synchronize); on the device the
-// kernels turn bad seq_idx / context_len into NaN outputs instead of reading out of bounds.
+// What is validated: dtypes, shapes, devices (all tensors on one device), contiguity, alignment
+// (CUDA: 16 bytes for out, query and the caches, 4 for the int32 metadata), head/block size,
+// num_heads % num_kv_heads, scale finite, max_context_len within [0, max_blocks_per_seq *
+// block_size]. Metadata VALUES (seq_idx in range, 0 <= context_len <= max_context_len, physical
+// block ids in [0, num_blocks)) are checked only when those tensors are in host memory (reading
+// device memory would synchronize); on the device the kernels turn bad seq_idx / context_len into
+// NaN outputs instead of reading out of bounds.
 //
 // max_context_len is the largest context_lens entry (or any upper bound of it): v1 and readable
 // size their shared memory from it and v2 its partitions, without reading device memory.
@@ -28,6 +29,7 @@
 
 #include <cuda_runtime.h>
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -146,5 +148,52 @@ void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_c
                      const Tensor& context_lens, double scale, int max_context_len,
                      const Tensor& workspace, const PagedAttentionOptions& options = {},
                      cudaStream_t stream = nullptr);
+
+// ---------------------------------------------------------------- prefill (varlen) attention
+// The tensor-core prefill kernel (engine/kernels/prefill_attention.h): a thread block computes 64
+// query tokens of ONE sequence for one head, K/V tiles gathered from the paged cache, online
+// softmax, the causal (and chunked-prefill) mask from the per-token context_lens. It needs to know
+// which query rows belong together, which the per-token metadata cannot say without reading
+// device memory, so the caller passes the step's layout on the host:
+//
+//   query_start_loc (host, vLLM's name) [num_segments + 1] int32: segment i is the query rows
+//   [query_start_loc[i], query_start_loc[i + 1]), all of ONE sequence (one seq_idx value);
+//   non-decreasing, within [0, num_tokens]. Rows outside [front, back) belong to no segment
+//   (CUDA-graph padding, say).
+//
+// A segment with MORE than this many query tokens takes the prefill kernel in the varlen
+// paged_attention() below; at 8 or fewer the decode kernel's one block per (token, KV group)
+// already keeps K/V reads low and fills the GPU (a decode step: 1 token per sequence).
+inline constexpr int kPrefillMinQueryTokens = 8;
+
+// True when the tensor-core kernel exists: float16 / bfloat16 and head_size 64, 80, 96, 112,
+// 128 or 256 (float32 has no fp16 tensor-core MMA: it stays on the decode kernels).
+bool prefill_attention_available(DType dtype, int64_t head_size);
+
+// Every row of every segment (whatever its length) through the prefill kernel; rows outside the
+// segments are not written. Same validation as paged_attention_v1, plus: query_start_loc as
+// above (error naming the entry), float16/bfloat16 on CUDA, and, for host metadata, one seq_idx
+// per segment. The CPU backend runs the oracle on each segment's rows. No workspace: one thread
+// block walks the whole context of its 64 rows (allocates nothing, capturable in a graph).
+void prefill_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                       const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                       const Tensor& context_lens, double scale, int max_context_len,
+                       std::span<const int32_t> query_start_loc, cudaStream_t stream = nullptr);
+
+// The varlen step call, what the model runs: segments of more than kPrefillMinQueryTokens rows
+// take prefill_attention(); every other row (short segments, decodes, rows outside every segment)
+// takes the decode path, paged_attention() above, in one call per maximal run of consecutive such
+// rows, so each row is computed exactly once. Falls back to ONE paged_attention() call over every
+// row, exactly the call without query_start_loc, when query_start_loc is empty, no segment is long
+// enough, the tensors are on the CPU, the dtype/head size has no prefill kernel, or a version is
+// forced (options.version or the process default other than automatic: `--paged-attention v2`
+// runs every token through v2, the old path, for comparison). A decode-only step, the one CUDA
+// graphs capture, therefore launches what it launched before. The decode runs plan their own
+// v1/v2 with max_context_len (an upper bound for them too) and use `workspace` as before.
+void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                     const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+                     const Tensor& context_lens, double scale, int max_context_len,
+                     const Tensor& workspace, std::span<const int32_t> query_start_loc,
+                     const PagedAttentionOptions& options = {}, cudaStream_t stream = nullptr);
 
 }  // namespace day18

@@ -1,4 +1,5 @@
-// Registry entry of the attention family: paged_attention (decode and per-token prefill).
+// Registry entry of the attention family: paged_attention (decode, per-token prefill, and the
+// tensor-core prefill kernel for runs of tokens of one sequence).
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -44,6 +45,27 @@ PagedAttentionOptions options_of(const Attrs& attrs) {
   return o;
 }
 
+// query_start_loc = auto: the boundaries of the runs of consecutive tokens with one seq_idx
+// (seq_idx read to the host: a sync), so that runs of more than kPrefillMinQueryTokens take the
+// tensor-core prefill kernel; none: no segments, every token through the decode kernels.
+std::vector<int32_t> query_start_loc_of(const Tensor& seq_idx, const Attrs& attrs) {
+  const std::string a = attrs.str_or("query_start_loc", "auto");
+  DAY18_REQUIRE(a == "auto" || a == "none", "query_start_loc: expected auto or none, got '", a,
+                "'");
+  std::vector<int32_t> qsl;
+  if (a == "none" || seq_idx.dtype() != DType::i32 || seq_idx.dim() != 1 ||
+      seq_idx.numel() <= kPrefillMinQueryTokens)  // too few tokens for any prefill segment
+    return qsl;
+  OwnedTensor host(seq_idx.sizes(), DType::i32, Storage::host);
+  copy_tensor(host.view(), seq_idx);
+  const int32_t* si = host.ptr<int32_t>();
+  qsl.push_back(0);
+  for (int64_t t = 1; t < seq_idx.numel(); ++t)
+    if (si[t] != si[t - 1]) qsl.push_back(static_cast<int32_t>(t));
+  qsl.push_back(static_cast<int32_t>(seq_idx.numel()));
+  return qsl;
+}
+
 void run_paged_attention(OpContext& ctx) {
   const Tensor& query = ctx.io.get("query");
   const Tensor& key_cache = ctx.io.get("key_cache");
@@ -57,9 +79,11 @@ void run_paged_attention(OpContext& ctx) {
         query.size(0), query.size(1), key_cache.size(1), query.size(2), max_ctx, o);
     if (plan.workspace_bytes) workspace = cached_device_workspace(plan.workspace_bytes);
   }
+  const Tensor& seq_idx = ctx.io.get("seq_idx");
+  const std::vector<int32_t> qsl = query_start_loc_of(seq_idx, ctx.attrs);
   paged_attention(out, query, key_cache, ctx.io.get("value_cache"), ctx.io.get("block_tables"),
-                  ctx.io.get("seq_idx"), context_lens, ctx.attrs.real("scale"), max_ctx, workspace,
-                  o, ctx.stream);
+                  seq_idx, context_lens, ctx.attrs.real("scale"), max_ctx, workspace, qsl, o,
+                  ctx.stream);
 }
 
 // Tour case: B = 16 decoding sequences of 1000..2000 tokens, Llama-3-8B-like heads (32 query,
@@ -93,6 +117,7 @@ void make_paged_attention_case(Rng& rng, DType dt, TensorStore& io, Attrs& attrs
   io.put_owned("value_cache", rng.normal_tensor({num_blocks, KVH, BS, D}, dt, 0, 1));
   attrs.set("scale", 1.0 / std::sqrt(static_cast<double>(D)));
   attrs.set("max_context_len", static_cast<int64_t>(2000));
+  attrs.set("query_start_loc", std::string("none"));  // decode: no host read in the timed run
 }
 
 // K/V bytes the attention must read (each sequence's rows once, up to the longest context of
@@ -134,7 +159,8 @@ void register_attention_ops(OpRegistry& r) {
   op.family = "attention";
   op.summary =
       "out = softmax(scale * q K^T) V over a paged KV cache; per-token seq_idx/context_lens "
-      "(decode and causal prefill), GQA; v1, split-K v2 or the readable v1";
+      "(decode and causal prefill), GQA; v1, split-K v2 or the readable v1 per token, and the "
+      "tensor-core prefill kernel for runs of more than 8 tokens of one sequence (f16/bf16)";
   op.inputs = {
       {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16"},
       {"key_cache", "[num_blocks, num_kv_heads, block_size, head_size] same dtype"},
@@ -153,6 +179,10 @@ void register_attention_ops(OpRegistry& r) {
       {"partition_size", "v2 tokens per partition (multiple of block_size) or auto", "auto"},
       {"num_threads", "v1 threads per block: 128 (64/256/512 for fp16 head_size 128)", "128"},
       {"max_context_len", "upper bound of context_lens, or auto (read context_lens)", "auto"},
+      {"query_start_loc",
+       "auto (runs of consecutive tokens with one seq_idx are segments: more than 8 tokens take "
+       "the prefill kernel unless a version is forced) or none (every token per token)",
+       "auto"},
   };
   op.run = run_paged_attention;
   op.make_case = make_paged_attention_case;

@@ -92,6 +92,7 @@ std::string kernel_family(const std::string& n) {
       {"rotary_kernel", "rotary_embedding"},
       {"reshape_and_cache_kernel", "reshape_and_cache"},
       {"paged_attention_v2_reduce_kernel", "paged_attention_v2_reduce"},
+      {"prefill_attention_kernel", "prefill_attention"},
       {"paged_attention_readable_kernel", "paged_attention"},
       {"paged_attention_kernel", "paged_attention"},
       {"gemv_kernel", "gemv"},

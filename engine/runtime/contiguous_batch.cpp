@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 
 namespace day18 {
 
@@ -12,6 +13,7 @@ ContiguousBatch make_contiguous_batch(const std::vector<SequenceChunk>& chunks, 
   std::vector<int32_t> ids, seq_idx, ctx, logits_idx;
   std::vector<int64_t> pos, slots;
   std::vector<int32_t> tables;
+  std::vector<int32_t> query_start_loc{0};  // every chunk, padding too, is one segment
   int64_t max_ctx = 0;
   int32_t row = 0;
   for (const SequenceChunk& c : chunks) {
@@ -29,6 +31,7 @@ ContiguousBatch make_contiguous_batch(const std::vector<SequenceChunk>& chunks, 
       ctx.push_back(c.padding ? 0 : static_cast<int32_t>(p + 1));
       max_ctx = std::max<int64_t>(max_ctx, c.padding ? 0 : p + 1);
     }
+    query_start_loc.push_back(static_cast<int32_t>(ids.size()));
     if (c.padding) continue;
     logits_idx.push_back(static_cast<int32_t>(ids.size() - 1));
     for (int64_t b = 0; b < blocks_per_seq; ++b)
@@ -54,6 +57,7 @@ ContiguousBatch make_contiguous_batch(const std::vector<SequenceChunk>& chunks, 
   out.batch.block_tables = make(tables, DType::i32, {row, blocks_per_seq});
   out.batch.logits_indices = make(logits_idx, DType::i32, {row});
   out.batch.max_context_len = max_ctx;
+  out.batch.query_start_loc = std::move(query_start_loc);
   return out;
 }
 

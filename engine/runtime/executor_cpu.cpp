@@ -26,8 +26,9 @@ void StepExecutor::submit_cpu(const SchedulerOutput& out, const PreparedStep& st
   Slot& slot = slots_[step.parity];
   if (!out.swap_out.empty() || !out.swap_in.empty()) swap_pool_.run_swaps(out, nullptr);
   // The model reads the staging itself: there is no device copy.
-  const StepTensors in =
+  StepTensors in =
       StepTensors::view(step.layout, const_cast<void*>(staging), Device::cpu, step.max_context_len);
+  in.batch.query_start_loc = step.query_start_loc;
   if (step.feeds_from_device) {
     DAY18_REQUIRE(prev != nullptr, "submit: the step feeds tokens but no previous step is given");
     feed_sampled_tokens(in.batch.token_ids, in.src_rows,

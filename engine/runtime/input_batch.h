@@ -59,6 +59,9 @@ struct PreparedStep {
   int64_t num_scheduled = 0;   // entries of the SchedulerOutput
   int64_t num_sampling = 0;    // real logits rows (entries with do_sample), rows [0, S_real)
   int64_t num_real_tokens = 0;
+  // Where each SchedulerOutput entry's tokens lie: entry i is tokens [q[i], q[i+1]) (the real
+  // tokens only; graph padding lies past the end). Goes into ForwardBatch::query_start_loc.
+  std::vector<int32_t> query_start_loc;
   bool decode_only = false;
   bool feeds_from_device = false;  // some src_rows >= 0
   // Row of the sampled-token buffer for each SchedulerOutput entry (-1: does not sample).

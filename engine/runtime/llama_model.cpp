@@ -269,9 +269,12 @@ void LlamaModel::attention(int64_t l, const ForwardBatch& b, int64_t T, Tensor& 
                   " bytes of workspace, the model allocated ", attn_workspace_.nbytes(),
                   " (attention_options() forces a smaller partition than the bound assumes)");
   }
+  // Segments of more than kPrefillMinQueryTokens tokens run the tensor-core prefill kernel, the
+  // other tokens the decode kernel (ops/attention.h); a decode-only step launches what it did
+  // without b.query_start_loc.
   paged_attention(attn, query, key_cache, value_cache, b.block_tables, b.seq_idx, b.context_lens,
                   scale, max_ctx, device_ == Device::cuda ? attn_workspace_.view() : Tensor(),
-                  attn_options_, stream);
+                  b.query_start_loc, attn_options_, stream);
   linear(hidden, attn.view({T, c.q_size()}), w.o_proj, stream);
 }
 

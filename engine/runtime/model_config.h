@@ -88,6 +88,11 @@ struct ForwardBatch {
   Tensor block_tables;    // [num_seqs, max_blocks_per_seq] i32
   Tensor logits_indices;  // [num_seqs] i32: the token whose hidden state feeds the LM head
   int64_t max_context_len = 0;  // host value, >= every context_lens entry
+  // Host: the token ranges of the step's sequences, [num_segments + 1] (vLLM's query_start_loc:
+  // segment i is tokens [q[i], q[i+1]), one sequence). Attention runs the tensor-core prefill
+  // kernel for segments of more than 8 tokens (ops/attention.h). Empty: not known, every token
+  // takes the decode kernel.
+  std::vector<int32_t> query_start_loc = {};
 
   int64_t num_tokens() const { return token_ids.defined() ? token_ids.numel() : 0; }
   int64_t num_seqs() const { return logits_indices.defined() ? logits_indices.numel() : 0; }

@@ -190,6 +190,20 @@ TEST(TraceCli, OnAGpuTheTraceHasAProcessPerGpuWithTheExecutorsStreams) {
   fs::remove_all(d);
 }
 
+TEST(PlotBenchmarks, ItsPythonTestsPass) {
+  // scripts/plot_benchmarks.py: a few figures, one question each, sized for a screen; targets
+  // met / missed judged on the benchmark each target names (tests/scripts/test_plot_benchmarks.py).
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = day18::testing::source_dir();
+  const Result help = shell("python3 " + src + "/scripts/plot_benchmarks.py --help");
+  ASSERT_EQ(help.rc, 0) << help.out;
+  EXPECT_NE(help.out.find("--strict"), std::string::npos) << help.out;
+  const std::string venv = src + "/.venv/bin/python";
+  const std::string py = fs::exists(venv) ? venv : "python3";
+  const Result r = shell(py + " " + src + "/tests/scripts/test_plot_benchmarks.py", 300);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(PlotTimeline, ItsPythonTestsPass) {
   if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
   const std::string src = day18::testing::source_dir();

@@ -92,8 +92,9 @@ void StepExecutor::enqueue_compute(const PreparedStep& step, const PreparedStep*
 
   // Async scheduling: this step's decode tokens are the previous step's samples, still on the
   // device (the CPU has not seen them yet).
-  const StepTensors in =
+  StepTensors in =
       StepTensors::view(step.layout, slot.dev_in.data(), Device::cuda, step.max_context_len);
+  in.batch.query_start_loc = step.query_start_loc;  // host: where the prefill kernel may run
   if (step.feeds_from_device) {
     DAY18_REQUIRE(prev != nullptr, "submit: the step feeds tokens but no previous step is given");
     const Slot& ps = slots_[prev->parity];

@@ -135,10 +135,12 @@ PreparedStep InputBatch::prepare(const SchedulerOutput& out, const BlockManager&
   }
 
   p.row_of_entry.assign(out.seqs.size(), -1);
+  p.query_start_loc.assign(1, 0);
   int64_t t = 0, row = 0, max_ctx = 0;
   for (size_t i = 0; i < out.seqs.size(); ++i) {
     const ScheduledSeq& s = out.seqs[i];
     const Sequence& seq = *s.seq;
+    p.query_start_loc.push_back(static_cast<int32_t>(t + s.num_tokens));
     const int64_t start = seq.num_computed_tokens - (advanced ? s.num_tokens : 0);
     DAY18_REQUIRE(start >= 0, "prepare: sequence ", seq.id, " starts at position ", start);
     DAY18_REQUIRE(static_cast<int64_t>(seq.block_table.size()) <= W, "prepare: sequence ", seq.id,

@@ -1,0 +1,183 @@
+// `day18 report`: the optimization report (engine/report/report.h) from recorded JSON, written to
+// DIR/report.md (atomically) with the figures it links: one PNG per experiment drawn by
+// scripts/plot_experiments.py, and copies of the timeline and roofline PNGs given.
+//
+//   day18 report --probe bandwidth.json --roof roof.json --trace-metrics trace.metrics.json
+//                --timeline-png timeline.png --analysis analysis.json --roofline-png roofline.png
+//                --tune block_size.json --tune batch_size.json --tune precision.json
+//                --out reference/results/h200/report
+//
+// Every input is optional except --out; a missing one gives its section the command to run.
+#include <sys/wait.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "engine/cli/commands.h"
+#include "engine/core/error.h"
+#include "engine/core/file_io.h"
+#include "engine/report/report.h"
+
+namespace day18::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ReportOptions {
+  std::string probe, roof, trace_metrics, timeline_png, analysis, roofline_png, out;
+  std::vector<std::string> tunes;
+  bool no_plots = false;
+};
+
+std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// scripts/<name>, from the working directory or from the executable (build*/engine/day18).
+fs::path script_path(const char* name) {
+  std::vector<fs::path> roots = {fs::current_path()};
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    roots.push_back(exe.parent_path().parent_path().parent_path());
+    roots.push_back(exe.parent_path().parent_path());
+  }
+  for (const fs::path& r : roots)
+    if (fs::exists(r / "scripts" / name)) return r / "scripts" / name;
+  return {};
+}
+
+// Copies a given PNG into DIR (under its own name) and returns the name the page links.
+std::string copy_figure(const std::string& src, const char* flag, const fs::path& dir) {
+  if (src.empty()) return "";
+  if (!fs::is_regular_file(src))
+    throw InvalidArgument(std::string(flag) + " " + src + ": no such file");
+  const fs::path dst = dir / fs::path(src).filename();
+  std::error_code ec;
+  if (!fs::exists(dst) || !fs::equivalent(src, dst, ec))
+    fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
+  if (ec)
+    throw InvalidArgument(std::string(flag) + " " + src + ": cannot copy it to " + dst.string() +
+                          " (" + ec.message() + ")");
+  return dst.filename().string();
+}
+
+std::string command_line(const ReportOptions& o) {
+  std::string c = "day18 report";
+  auto add = [&](const char* flag, const std::string& v) {
+    if (!v.empty()) c += std::string(" ") + flag + " " + v;
+  };
+  add("--probe", o.probe);
+  add("--roof", o.roof);
+  add("--trace-metrics", o.trace_metrics);
+  add("--timeline-png", o.timeline_png);
+  add("--analysis", o.analysis);
+  add("--roofline-png", o.roofline_png);
+  for (const std::string& t : o.tunes) add("--tune", t);
+  if (o.no_plots) c += " --no-plots";
+  add("--out", o.out);
+  return c;
+}
+
+int run_report(const ReportOptions& o) {
+  // Read and check every input before anything is written.
+  report::ReportInputs in;
+  if (!o.probe.empty()) in.probe = report::read_probe(o.probe);
+  if (!o.roof.empty()) in.roof = report::read_roof(o.roof);
+  if (!o.trace_metrics.empty()) in.trace = report::read_trace_metrics(o.trace_metrics);
+  if (!o.analysis.empty()) in.analysis = report::read_analysis(o.analysis);
+  std::set<std::string> stems;
+  for (const std::string& t : o.tunes) {
+    in.tunes.push_back(report::read_tune(t));
+    // One figure per experiment, named after its file: two files of one name would collide.
+    if (!stems.insert(fs::path(t).stem().string()).second)
+      throw InvalidArgument("--tune " + t + ": another --tune file has the same name (" +
+                            fs::path(t).stem().string() + "); its figure would overwrite");
+  }
+  in.command = command_line(o);
+
+  const fs::path dir(o.out);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!fs::is_directory(dir))
+    throw InvalidArgument("--out " + o.out + ": cannot make the folder" +
+                          (ec ? " (" + ec.message() + ")" : ""));
+  in.timeline_png = copy_figure(o.timeline_png, "--timeline-png", dir);
+  in.roofline_png = copy_figure(o.roofline_png, "--roofline-png", dir);
+
+  in.tune_pngs.assign(in.tunes.size(), "");
+  if (!o.tunes.empty() && !o.no_plots) {
+    // A figure left by an earlier run must not be linked if this run fails to draw it.
+    for (const std::string& t : o.tunes)
+      fs::remove(dir / (fs::path(t).stem().string() + ".png"), ec);
+    const fs::path script = script_path("plot_experiments.py");
+    if (script.empty()) {
+      in.figure_notes.push_back(
+          "The experiment figures were not drawn: scripts/plot_experiments.py "
+          "not found (run day18 from the repository).");
+    } else {
+      const fs::path venv = script.parent_path().parent_path() / ".venv" / "bin" / "python";
+      std::string cmd =
+          quote(fs::exists(venv) ? venv.string() : "python3") + " " + quote(script.string());
+      for (const std::string& t : o.tunes) cmd += " " + quote(t);
+      cmd += " --out " + quote(dir.string());
+      std::fflush(stdout);
+      const int rc = std::system(cmd.c_str());
+      if (rc != 0)
+        in.figure_notes.push_back("The experiment figures were not drawn: `" + cmd +
+                                  "` exited with " +
+                                  std::to_string(WIFEXITED(rc) ? WEXITSTATUS(rc) : rc) +
+                                  " (matplotlib missing? scripts/lab setup makes .venv).");
+    }
+    for (size_t i = 0; i < o.tunes.size(); ++i) {
+      const std::string png = fs::path(o.tunes[i]).stem().string() + ".png";
+      if (fs::exists(dir / png)) in.tune_pngs[i] = png;
+    }
+  }
+  const std::string md = report::report_markdown(in);
+  const std::string page = (dir / "report.md").string();
+  write_file_atomically(page, "--out", [&](std::ostream& out) { out << md; });
+  int figures = 0;
+  for (const std::string& p : in.tune_pngs) figures += !p.empty();
+  std::printf("wrote %s (%zu experiments, %d experiment figures)\n", page.c_str(), in.tunes.size(),
+              figures);
+  for (const std::string& n : in.figure_notes)
+    std::fprintf(stderr, "day18 report: %s\n", n.c_str());
+  return 0;
+}
+
+}  // namespace
+
+Runner add_report_command(CLI::App& app) {
+  auto o = std::make_shared<ReportOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "report",
+      "The optimization report (markdown + PNGs) from recorded JSON: the machine's roofs, the "
+      "step's timeline, each kernel's verdict, each experiment, the ranked optimizations with "
+      "their expected gain, and the commands to reproduce");
+  sub->add_option("--probe", o->probe, "day18 probe --json FILE: P, the datasheet peaks, the link");
+  sub->add_option("--roof", o->roof, "day18 calibrate --json FILE: the measured FLOP peaks");
+  sub->add_option("--trace-metrics", o->trace_metrics,
+                  "T.metrics.json of day18 trace --out T.json: busy, overlap, launch gaps");
+  sub->add_option("--timeline-png", o->timeline_png,
+                  "The timeline figure (scripts/plot_timeline.py), copied into --out");
+  sub->add_option("--analysis", o->analysis,
+                  "day18 analyze|classify --json FILE: each kernel's verdict and % of roof");
+  sub->add_option("--roofline-png", o->roofline_png,
+                  "The roofline figure (day18 analyze --roofline), copied into --out");
+  sub->add_option("--tune", o->tunes,
+                  "day18 tune --json FILE (schema day18.tune.v1); repeat for each experiment");
+  sub->add_flag("--no-plots", o->no_plots,
+                "Do not run scripts/plot_experiments.py (the page links no experiment figure)");
+  sub->add_option("--out", o->out, "The folder to write report.md and its figures into")
+      ->required();
+  return [o] { return run_report(*o); };
+}
+
+}  // namespace day18::cli
