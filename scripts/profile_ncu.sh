@@ -233,7 +233,16 @@ rows=$(($(grep -c '^"' "$tmp/out.csv") - 2))
 # ---- provenance sidecar --------------------------------------------------------------------------
 gpu="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)"
 driver="$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1 || true)"
-commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# The commit the profiled day18 was built at (its --version), not the tree's git: a build made
+# elsewhere and carried to the GPU machine runs in a tree whose git may be stale there.
+commit=""
+for b in "${CMD[0]:-}" "${DAY18:-}"; do
+  if [[ -n "$b" && -x "$b" && "$(basename "$b")" == day18* ]]; then
+    commit="$("$b" --version 2>/dev/null | sed -n 's/.*(commit \([0-9a-f]*\)).*/\1/p')"
+    [[ -n "$commit" ]] && break
+  fi
+done
+[[ -n "$commit" ]] || commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 python3 - "$tmp/meta.json" "$NCU_VERSION" "$gpu" "$driver" "$commit" "$KERNEL" "$NVTX" "$rows" \
   "$app_rc" "$(IFS=,; echo "${METRICS[*]}")" "$(IFS=,; echo "${DROPPED[*]:-}")" "${CMD[@]}" <<'PY'
 import datetime, json, socket, sys

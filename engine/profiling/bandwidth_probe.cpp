@@ -274,14 +274,7 @@ Provenance collect_provenance(int device) {
   DAY18_CUDA_CHECK(cudaRuntimeGetVersion(&rt));
   v.cuda_driver = version_string(drv);
   v.cuda_runtime = version_string(rt);
-  // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun Jul 27 ..."
-  const std::string nvrm = read_text_file("/proc/driver/nvidia/version");
-  v.nvidia_driver = "unknown";
-  if (const size_t k = nvrm.find("Kernel Module"); k != std::string::npos) {
-    std::stringstream ss(nvrm.substr(k + std::strlen("Kernel Module")));
-    std::string ver;
-    if (ss >> ver) v.nvidia_driver = ver;
-  }
+  v.nvidia_driver = nvidia_driver_version(read_text_file("/proc/driver/nvidia/version"));
   v.commit = git_commit();
   char host[256] = {};
   v.host = gethostname(host, sizeof host - 1) == 0 ? host : "unknown";
@@ -292,6 +285,23 @@ Provenance collect_provenance(int device) {
   std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
   v.time_utc = when;
   return v;
+}
+
+std::string nvidia_driver_version(const std::string& nvrm) {
+  // The first word after "Kernel Module" made of digits and dots: the proprietary module says
+  // "Kernel Module  580.65.06  Sun Jul 27 ...", the open one "Kernel Module for x86_64  580.159.04
+  // Release Build ..." (the H200 machine: reading the next word gave "for").
+  const size_t k = nvrm.find("Kernel Module");
+  if (k == std::string::npos) return "unknown";
+  std::stringstream ss(nvrm.substr(k + std::strlen("Kernel Module")));
+  for (std::string w; ss >> w;) {
+    if (w == "Release" || w == "Build") break;
+    const bool version = std::isdigit(static_cast<unsigned char>(w[0])) &&
+                         w.find('.') != std::string::npos &&
+                         w.find_first_not_of("0123456789.") == std::string::npos;
+    if (version) return w;
+  }
+  return "unknown";
 }
 
 // ---------------------------------------------------------------- the seed's probe

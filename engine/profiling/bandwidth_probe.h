@@ -102,6 +102,9 @@ struct Provenance {
   std::string host, time_utc;
 };
 Provenance collect_provenance(int device);
+// The NVIDIA driver version in the text of /proc/driver/nvidia/version (proprietary or open
+// kernel module), "unknown" when there is none.
+std::string nvidia_driver_version(const std::string& proc_driver_version_text);
 
 // ---------------------------------------------------------------- the seed's probe
 

@@ -353,3 +353,24 @@ TEST(WriteJsonFile, WritesThroughATemporaryFileAndLeavesNoneBehind) {
 
 }  // namespace
 }  // namespace day18
+
+namespace day18 {
+namespace {
+
+TEST(ProbeProvenance, TheDriverVersionIsReadFromBothKernelModules) {
+  // Before: the open kernel module's text gave "for" (the word after "Kernel Module"), and the
+  // H200 results said "driver for".
+  EXPECT_EQ(nvidia_driver_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  "
+                                  "580.159.04  Release Build  (dvs-builder@U16)  Thu Oct 2 2025\n"),
+            "580.159.04");
+  EXPECT_EQ(nvidia_driver_version("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06  Sun "
+                                  "Jul 27 06:54:38 UTC 2025\nGCC version:  gcc 12\n"),
+            "580.65.06");
+  EXPECT_EQ(nvidia_driver_version(""), "unknown");
+  EXPECT_EQ(nvidia_driver_version("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64 Release "
+                                  "Build 2025"),
+            "unknown");
+}
+
+}  // namespace
+}  // namespace day18
