@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/cli/plot_scripts.h"
 #include "engine/cli/kernel_analysis_cmds.h"
 #include "engine/core/error.h"
 #include "engine/core/file_io.h"
@@ -27,26 +28,7 @@ struct AnalyzeOptions {
   std::string title_command;
 };
 
-// The repository root: where scripts/plot_roofline.py is, found from the working directory or
-// from the executable (build*/engine/day18 or build*/labs/day18_labNN).
-fs::path find_script(const char* name) {
-  std::vector<fs::path> roots = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    roots.push_back(exe.parent_path().parent_path().parent_path());
-    roots.push_back(exe.parent_path().parent_path());
-  }
-  for (const fs::path& r : roots)
-    if (fs::exists(r / "scripts" / name)) return r / "scripts" / name;
-  return {};
-}
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 int run_analyze(const AnalyzeOptions& o) {
   DAY18_REQUIRE(!o.out.empty(), "analyze: --out FILE.md is required (the page to write)");
@@ -69,9 +51,7 @@ int run_analyze(const AnalyzeOptions& o) {
     if (script.empty()) {
       plot_error = "scripts/plot_roofline.py not found (run from the repository)";
     } else {
-      const fs::path venv = script.parent_path().parent_path() / ".venv" / "bin" / "python";
-      const std::string py = fs::exists(venv) ? venv.string() : "python3";
-      const std::string cmd = shell_quote(py) + " " + shell_quote(script.string()) + " " +
+      const std::string cmd = shell_quote(plot_python(script)) + " " + shell_quote(script.string()) + " " +
                               shell_quote(json) + " --out " + shell_quote(o.roofline);
       std::fflush(stdout);
       const int rc = std::system(cmd.c_str());

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cli/plot_scripts.h"
 #include "engine/cli/commands.h"
 #include "engine/core/error.h"
 #include "engine/core/file_io.h"
@@ -33,25 +34,7 @@ struct ReportOptions {
   bool no_plots = false;
 };
 
-std::string quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
-// scripts/<name>, from the working directory or from the executable (build*/engine/day18).
-fs::path script_path(const char* name) {
-  std::vector<fs::path> roots = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    roots.push_back(exe.parent_path().parent_path().parent_path());
-    roots.push_back(exe.parent_path().parent_path());
-  }
-  for (const fs::path& r : roots)
-    if (fs::exists(r / "scripts" / name)) return r / "scripts" / name;
-  return {};
-}
 
 // Copies a given PNG into DIR (under its own name) and returns the name the page links.
 std::string copy_figure(const std::string& src, const char* flag, const fs::path& dir) {
@@ -116,17 +99,16 @@ int run_report(const ReportOptions& o) {
     // A figure left by an earlier run must not be linked if this run fails to draw it.
     for (const std::string& t : o.tunes)
       fs::remove(dir / (fs::path(t).stem().string() + ".png"), ec);
-    const fs::path script = script_path("plot_experiments.py");
+    const fs::path script = find_script("plot_experiments.py");
     if (script.empty()) {
       in.figure_notes.push_back(
           "The experiment figures were not drawn: scripts/plot_experiments.py "
           "not found (run day18 from the repository).");
     } else {
-      const fs::path venv = script.parent_path().parent_path() / ".venv" / "bin" / "python";
       std::string cmd =
-          quote(fs::exists(venv) ? venv.string() : "python3") + " " + quote(script.string());
-      for (const std::string& t : o.tunes) cmd += " " + quote(t);
-      cmd += " --out " + quote(dir.string());
+          shell_quote(plot_python(script)) + " " + shell_quote(script.string());
+      for (const std::string& t : o.tunes) cmd += " " + shell_quote(t);
+      cmd += " --out " + shell_quote(dir.string());
       std::fflush(stdout);
       const int rc = std::system(cmd.c_str());
       if (rc != 0)

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cli/plot_scripts.h"
 #include "engine/cli/commands.h"
 #include "engine/cli/flags.h"
 #include "engine/core/error.h"
@@ -53,25 +54,7 @@ CLI::Validator positive_number() {
       "> 0");
 }
 
-// The repository's scripts/NAME, from the working directory or the executable's folder.
-fs::path find_script(const char* name) {
-  std::vector<fs::path> roots = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    roots.push_back(exe.parent_path().parent_path().parent_path());
-    roots.push_back(exe.parent_path().parent_path());
-  }
-  for (const fs::path& r : roots)
-    if (fs::exists(r / "scripts" / name)) return r / "scripts" / name;
-  return {};
-}
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
 
 std::string command_line(const std::string& exp, const TuneCliOptions& o) {
   std::string c = "day18 tune " + exp;
@@ -146,9 +129,7 @@ int run_show(const TuneCliOptions& o) {
                  "repository); the tables above are all there is\n");
     return 1;
   }
-  const fs::path venv = script.parent_path().parent_path() / ".venv" / "bin" / "python";
-  const std::string py = fs::exists(venv) ? venv.string() : "python3";
-  const std::string cmd = shell_quote(py) + " " + shell_quote(script.string()) + " " +
+  const std::string cmd = shell_quote(plot_python(script)) + " " + shell_quote(script.string()) + " " +
                           shell_quote(o.show_file) + " --out " + shell_quote(o.plot_dir);
   std::fflush(stdout);
   const int rc = std::system(cmd.c_str());
