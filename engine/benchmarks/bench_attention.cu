@@ -4,9 +4,10 @@
 // (head_size 128 unless the name says head:64.)
 //   BM_paged_attention/target_b64_ctx4096        B=64, ctx 4096 (target: >= 90% of P)
 //   BM_paged_attention/target_b1_ctx4096         B=1,  ctx 4096 (target: <= 20 us)
-//   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto, 1 v1, 2 v2,
+//   BM_paged_attention/batch:B/ctx:C/version:V/threads:T   the sweep (V: 0 auto = mma, 1 v1, 2 v2,
 //                                                          3 readable)
 //   BM_paged_attention/batch:B/ctx:C/version:2/partition:P v2 partition sizes
+//   BM_paged_attention/batch:B/ctx:C/version:4/partition:P mma partition sizes
 //   BM_paged_attention/head:64/batch:B/ctx:C/max_ctx:M/version:V  llama-1b decode shapes
 //
 // bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
@@ -31,6 +32,7 @@
 #include "engine/benchmarks/bench_support.h"
 #include "engine/core/rng.h"
 #include "engine/kernels/paged_attention.h"
+#include "engine/kernels/paged_attention_mma.h"
 #include "engine/kernels/paged_attention_readable.h"
 #include "engine/kernels/prefill_attention.h"
 #include "engine/ops/attention.h"
@@ -113,13 +115,18 @@ void BM_paged_attention(benchmark::State& st, int64_t batch, int ctx, PagedAtten
       cost::paged_attention(batch, kHeads, kKvHeads, head_size, batch * ctx, DType::f16);
   const double bytes = c.bytes, flops = c.flops;
   st.SetLabel(detail::concat(paged_attention_version_name(plan.version),
-                             plan.version == PagedAttentionVersion::v2
+                             plan.version == PagedAttentionVersion::v2 ||
+                                     plan.version == PagedAttentionVersion::mma
                                  ? detail::concat(" partition ", plan.partition_size)
                                  : detail::concat(" threads ", plan.num_threads)));
   bench::run_timed(st, bytes, flops, [&](cudaStream_t s) {
     if (plan.version == PagedAttentionVersion::v1)
       cuda::paged_attention_v1(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx,
                                plan.num_threads, s);
+    else if (plan.version == PagedAttentionVersion::mma)
+      cuda::paged_attention_mma(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache,
+                                value_cache, bt, si, cl, scale, max_ctx, plan.partition_size,
+                                plan.max_num_partitions, s);
     else if (plan.version == PagedAttentionVersion::readable)
       cuda::paged_attention_readable(out, query, key_cache, value_cache, bt, si, cl, scale, max_ctx,
                                      s);
@@ -160,6 +167,16 @@ const bool registered = [] {
   for (auto [b, ctx] : {std::pair<int64_t, int>{64, 4096}, {256, 2048}, {16, 4096}})
     for (int t : {64, 128, 256, 512})
       reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:1/threads:", t), b, ctx, V::v1, t);
+  // mma partition sizes (auto picks one; these show the trade-off: more partitions fill the GPU
+  // and shorten the last wave, fewer amortize each block's start-up and the reduce).
+  for (auto [b, ctx, parts] :
+       {std::tuple<int64_t, int, std::vector<int>>{1, 4096, {64, 128, 256}},
+        {64, 2048, {256, 512, 1024}},
+        {64, 4096, {256, 512, 1024, 2048}},
+        {256, 8192, {512, 1024, 2048}}})
+    for (int ps : parts)
+      reg(detail::concat("batch:", b, "/ctx:", ctx, "/version:4/partition:", ps), b, ctx, V::mma,
+          128, ps);
   // v2 partition sizes (auto picks one; these show the trade-off).
   for (auto [b, ctx, parts] :
        {std::tuple<int64_t, int, std::vector<int>>{1, 4096, {32, 64, 128, 256}},

@@ -31,10 +31,11 @@ int main(int argc, char** argv) {
   std::string paged_attention = "auto";
   app.add_option("--paged-attention", paged_attention,
                  "PagedAttention kernel for every call that asks for the automatic choice: auto "
-                 "(the engine's rule: v1 or v2, and the tensor-core prefill kernel for sequences "
-                 "of more than 8 tokens in a step), v1, v2, or readable (the lab 02 kernel); a "
-                 "forced version runs every token, prefill included")
-      ->check(CLI::IsMember({"auto", "v1", "v2", "readable"}));
+                 "(the engine's rule: the tensor-core decode kernel mma, and the tensor-core "
+                 "prefill kernel for sequences of more than 8 tokens in a step), mma, fma (v1 or "
+                 "v2 by their rule: the engine before mma), v1, v2, or readable (the lab 02 "
+                 "kernel); a forced version runs every token, prefill included")
+      ->check(CLI::IsMember({"auto", "mma", "fma", "v1", "v2", "readable"}));
   bool verbose = false;
   app.add_flag("--verbose", verbose,
                "Error messages keep the source location (file:line) they were raised at");

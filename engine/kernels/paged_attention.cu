@@ -356,7 +356,11 @@ __global__ void __launch_bounds__(NUM_THREADS) paged_attention_kernel(
 
 // Grid: num_tokens * num_heads (one block per output row), kReduceThreads threads: H/4 threads
 // per partition row (float4 each), kReduceThreads / (H/4) partition rows at a time.
-// Combines the partitions: out = sum_p tmp_out[p] * exp_sums[p] * exp(max_p - max) / total.
+// Combines the partitions: out = sum_p tmp_out[p] * exp_sums[p] * exp(max_p - max) / total, in
+// ONE pass: each thread keeps a running (max, sum, acc) over its partitions, rescaling when a
+// larger max arrives, so a partition's max, sum and output row are loaded together (one memory
+// round trip per pass instead of three: max first, then the sums, then the rows); the rows of
+// threads are then merged through shared memory the same way.
 constexpr int kReduceThreads = 256;
 template <typename T, int H>
 __global__ void __launch_bounds__(kReduceThreads) paged_attention_v2_reduce_kernel(
@@ -366,15 +370,13 @@ __global__ void __launch_bounds__(kReduceThreads) paged_attention_v2_reduce_kern
     const float* __restrict__ tmp_out,     // [num_tokens, num_heads, max_num_partitions, H]
     const int* __restrict__ seq_idx, const int* __restrict__ context_lens, int num_heads,
     int num_seqs, int max_context_len, int partition_size, int max_num_partitions) {
-  constexpr int kWarps = kReduceThreads / kWarpSize;
   constexpr int kH4 = H / 4;                   // float4 columns of a row
   constexpr int kRows = kReduceThreads / kH4;  // partition rows summed in parallel
-  __shared__ float red[kWarps];
-  __shared__ float s_max, s_total;
+  __shared__ float s_m[kRows], s_l[kRows];
   __shared__ float4 s_acc[kRows][kH4];
   const int64_t row = blockIdx.x;  // token * num_heads + head
   const int token = static_cast<int>(row / num_heads);
-  const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int tid = threadIdx.x;
   pdl_launch_dependents();  // the next kernel (the o_proj GEMV) may prefetch its weights
   const int s = seq_idx[token];
   const int ctx = context_lens[token];
@@ -396,57 +398,55 @@ __global__ void __launch_bounds__(kReduceThreads) paged_attention_v2_reduce_kern
     for (int d = tid; d < H; d += kReduceThreads) o[d] = from_float<T>(tmp[d]);
     return;
   }
-  float m = -FLT_MAX;
-  for (int p = tid; p < parts; p += kReduceThreads) m = fmaxf(m, ml[p]);
-  for (int off = kWarpSize / 2; off > 0; off /= 2)
-    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, off));
-  if (lane == 0) red[warp] = m;
-  __syncthreads();
-  if (tid == 0) {
-    float mm = red[0];
-    for (int w = 1; w < kWarps; ++w) mm = fmaxf(mm, red[w]);
-    s_max = mm;
-  }
-  __syncthreads();
-  m = s_max;
-  float total = 0.f;
-  for (int p = tid; p < parts; p += kReduceThreads) total += es[p] * expf(ml[p] - m);
-  for (int off = kWarpSize / 2; off > 0; off /= 2)
-    total += __shfl_xor_sync(0xffffffffu, total, off);
-  __syncthreads();  // red[] (the max) has been read by thread 0
-  if (lane == 0) red[warp] = total;
-  __syncthreads();
-  if (tid == 0) {
-    float t = 0.f;
-    for (int w = 0; w < kWarps; ++w) t += red[w];
-    s_total = t;
-  }
-  // Weighted sum of the rows: thread (r, c) sums rows r, r + kRows, ... of float4 column c.
+  // Thread (r, c): partitions r, r + kRows, ... of float4 column c.
   const int r = tid / kH4, c = tid % kH4;
   if (r < kRows) {
+    float m = -INFINITY, l = 0.f;
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 4
+#pragma unroll 2
     for (int p = r; p < parts; p += kRows) {
-      const float w = es[p] * expf(ml[p] - m);
+      const float mp = ml[p], ep = es[p];
       const float4 v = reinterpret_cast<const float4*>(tmp + static_cast<int64_t>(p) * H)[c];
+      if (mp > m) {  // rescale what was summed so far to the new max (exp(-inf) = 0 at first)
+        const float k = expf(m - mp);
+        a.x *= k;
+        a.y *= k;
+        a.z *= k;
+        a.w *= k;
+        l *= k;
+        m = mp;
+      }
+      const float w = ep * expf(mp - m);
       a.x = fmaf(w, v.x, a.x);
       a.y = fmaf(w, v.y, a.y);
       a.z = fmaf(w, v.z, a.z);
       a.w = fmaf(w, v.w, a.w);
+      l += w;
     }
     s_acc[r][c] = a;
-  }
-  __syncthreads();  // s_total and s_acc are complete
-  if (tid < kH4) {
-    float4 a = s_acc[0][tid];
-    for (int i = 1; i < kRows; ++i) {
-      const float4 b = s_acc[i][tid];
-      a.x += b.x;
-      a.y += b.y;
-      a.z += b.z;
-      a.w += b.w;
+    if (c == 0) {
+      s_m[r] = m;  // -inf (and l = 0) for a row with no partition: parts < kRows
+      s_l[r] = l;
     }
-    const float inv_total = 1.f / s_total;
+  }
+  __syncthreads();
+  if (tid < kH4) {
+    float M = s_m[0];  // row 0 has partition 0: finite
+#pragma unroll
+    for (int i = 1; i < kRows; ++i) M = fmaxf(M, s_m[i]);
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+    float total = 0.f;
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      const float k = expf(s_m[i] - M);
+      const float4 b = s_acc[i][tid];
+      a.x = fmaf(k, b.x, a.x);
+      a.y = fmaf(k, b.y, a.y);
+      a.z = fmaf(k, b.z, a.z);
+      a.w = fmaf(k, b.w, a.w);
+      total = fmaf(k, s_l[i], total);
+    }
+    const float inv_total = 1.f / total;  // total >= 1: the largest max's partition sum
     o[4 * tid] = from_float<T>(a.x * inv_total);
     o[4 * tid + 1] = from_float<T>(a.y * inv_total);
     o[4 * tid + 2] = from_float<T>(a.z * inv_total);
@@ -613,14 +613,31 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                                   max_logits.ptr<float>(), tmp_out.ptr<float>(), query, key_cache,
                                   value_cache, block_tables, seq_idx, context_lens, scale,
                                   max_context_len, partition_size, max_num_partitions, stream);
+    });
+  });
+  paged_attention_v2_reduce(out, exp_sums, max_logits, tmp_out, seq_idx, context_lens, c.num_seqs,
+                            max_context_len, partition_size, stream);
+}
+
+void paged_attention_v2_reduce(const Tensor& out, const Tensor& exp_sums,
+                               const Tensor& max_logits, const Tensor& tmp_out,
+                               const Tensor& seq_idx, const Tensor& context_lens, int num_seqs,
+                               int max_context_len, int partition_size, cudaStream_t stream) {
+  const int num_tokens = static_cast<int>(out.size(0));
+  const int num_heads = static_cast<int>(out.size(1));
+  if (num_tokens == 0 || num_heads == 0) return;
+  const int max_num_partitions = static_cast<int>(exp_sums.size(2));
+  dispatch_float(out.dtype(), [&]<typename T>() {
+    dispatch_head_size(static_cast<int>(out.size(2)), [&]<int H>() {
       launch_pdl(paged_attention_v2_reduce_kernel<T, H>,
-                 dim3(static_cast<unsigned>(c.num_tokens * c.num_heads)), dim3(kReduceThreads), 0,
+                 dim3(static_cast<unsigned>(num_tokens * num_heads)), dim3(kReduceThreads), 0,
                  stream, out.ptr<T>(), static_cast<const float*>(exp_sums.ptr<float>()),
                  static_cast<const float*>(max_logits.ptr<float>()),
                  static_cast<const float*>(tmp_out.ptr<float>()),
                  static_cast<const int*>(seq_idx.ptr<int32_t>()),
-                 static_cast<const int*>(context_lens.ptr<int32_t>()), c.num_heads, c.num_seqs,
-                 max_context_len, partition_size, max_num_partitions);
+                 static_cast<const int*>(context_lens.ptr<int32_t>()), num_heads,
+                 num_seqs, max_context_len, partition_size,
+                 max_num_partitions);
       DAY18_CHECK_LAUNCH();
     });
   });
@@ -746,17 +763,10 @@ void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
                               value_cache, block_tables, seq_idx, context_lens, scale,
                               max_context_len, partition_size, max_num_partitions, stream);
       });
-      launch_pdl(paged_attention_v2_reduce_kernel<T, H>,
-                 dim3(static_cast<unsigned>(c.num_tokens * c.num_heads)), dim3(kReduceThreads), 0,
-                 stream, out.ptr<T>(), static_cast<const float*>(exp_sums.ptr<float>()),
-                 static_cast<const float*>(max_logits.ptr<float>()),
-                 static_cast<const float*>(tmp_out.ptr<float>()),
-                 static_cast<const int*>(seq_idx.ptr<int32_t>()),
-                 static_cast<const int*>(context_lens.ptr<int32_t>()), c.num_heads, c.num_seqs,
-                 max_context_len, partition_size, max_num_partitions);
-      DAY18_CHECK_LAUNCH();
     });
   });
+  paged_attention_v2_reduce(out, exp_sums, max_logits, tmp_out, seq_idx, context_lens, c.num_seqs,
+                            max_context_len, partition_size, stream);
 }
 
 }  // namespace day18::cuda

@@ -91,6 +91,18 @@ void paged_attention_v2(
     const Tensor& context_lens,  // [num_tokens] int32
     float scale, int max_context_len, int partition_size, cudaStream_t stream);
 
+// v2's reduce kernel alone: combines the partitions that a main kernel wrote into the workspace
+// (this file's v2, or paged_attention_mma.h's partitioned launch) into `out`. Launched with PDL:
+// it must directly follow the main kernel on `stream`.
+void paged_attention_v2_reduce(const Tensor& out,           // [num_tokens, num_heads, head_size]
+                               const Tensor& exp_sums,      // [num_tokens, num_heads, parts] f32
+                               const Tensor& max_logits,    // [num_tokens, num_heads, parts] f32
+                               const Tensor& tmp_out,       // [num_tokens, num_heads, parts, H]
+                               const Tensor& seq_idx,       // [num_tokens] int32
+                               const Tensor& context_lens,  // [num_tokens] int32
+                               int num_seqs,  // block_tables.size(0): seq_idx's bound
+                               int max_context_len, int partition_size, cudaStream_t stream);
+
 // ---- The tuning experiments (engine/tuning/, `day18 tune block-size`) -------------------------
 // The main kernel compiled for (dtype, head_size, num_threads), for occupancy queries
 // (cudaOccupancyMaxActiveBlocksPerMultiprocessor, cudaFuncGetAttributes), with its dynamic

@@ -10,6 +10,7 @@
 #include "engine/core/memory.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/kernels/paged_attention.h"
+#include "engine/kernels/paged_attention_mma.h"
 #include "engine/kernels/paged_attention_readable.h"
 #include "engine/kernels/prefill_attention.h"
 
@@ -22,6 +23,8 @@ std::atomic<PagedAttentionVersion> g_default_version{PagedAttentionVersion::auto
 constexpr int kMinAutoPartition = 64;
 // Auto partitions shrink until the v2 grid has this many blocks per SM.
 constexpr int kAutoBlocksPerSm = 4;
+// mma: a grid of this many waves or more keeps the longest partition.
+constexpr int kAutoWaves = 4;
 
 size_t align_up(size_t x) {
   return (x + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
@@ -44,6 +47,11 @@ int sms() {
 }
 size_t smem_limit() {
   return device_limits_or_nominal().max_dynamic_shared_bytes();
+}
+// Shared memory of one SM: the per-block opt-in limit plus the 1 KB the SM reserves per block
+// (sm_90: 227 + 1 = 228 KB; sm_80: 163 + 1 = 164 KB).
+size_t smem_per_sm() {
+  return device_limits_or_nominal().shared_bytes_per_block_optin + 1024;
 }
 
 struct Dims {
@@ -159,6 +167,34 @@ void check_v1_fits(const Dims& d, int max_context_len, int num_threads, DType dt
                 "); use paged_attention_v2 (version v2 or auto)");
 }
 
+void check_partitions(const Dims& d, int partition_size) {
+  DAY18_REQUIRE(partition_size > 0 && partition_size % d.block_size == 0, "partition_size ",
+                partition_size, " must be a positive multiple of block_size ", d.block_size);
+}
+
+int64_t parts_of(int max_context_len, int partition_size) {
+  return std::max<int64_t>(1, (max_context_len + partition_size - 1) / partition_size);
+}
+
+// The fp32 workspace of a split over `parts` partitions (v2, mma).
+void check_split_workspace(const Dims& d, const Tensor& query, const Tensor& exp_sums,
+                           const Tensor& max_logits, const Tensor& tmp_out, int64_t parts) {
+  const std::pair<const Tensor*, const char*> ws[] = {
+      {&exp_sums, "exp_sums"}, {&max_logits, "max_logits"}, {&tmp_out, "tmp_out"}};
+  for (auto& [t, name] : ws) {
+    expect_defined(*t, name);
+    expect_device(*t, name, query.device());
+    expect_contiguous(*t, name);
+    expect_dtype(*t, name, DType::f32);
+    if (query.is_cuda())
+      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, name,
+                    ": data must be 16-byte aligned for the vector loads (", t->describe(), ")");
+  }
+  expect_shape(exp_sums, "exp_sums", {d.num_tokens, d.num_heads, parts});
+  expect_shape(max_logits, "max_logits", {d.num_tokens, d.num_heads, parts});
+  expect_shape(tmp_out, "tmp_out", {d.num_tokens, d.num_heads, parts, d.head_size});
+}
+
 // query_start_loc: entries within [0, num_tokens], non-decreasing; with host metadata, every row
 // of a segment has its first row's seq_idx (the prefill kernel reads one block table per segment).
 void check_query_start_loc(std::span<const int32_t> qsl, int64_t num_tokens,
@@ -195,7 +231,9 @@ PagedAttentionVersion parse_paged_attention_version(std::string_view s) {
   if (s == "v1") return PagedAttentionVersion::v1;
   if (s == "v2") return PagedAttentionVersion::v2;
   if (s == "readable") return PagedAttentionVersion::readable;
-  DAY18_REQUIRE(false, "version: expected auto, v1, v2 or readable, got '", s, "'");
+  if (s == "mma") return PagedAttentionVersion::mma;
+  if (s == "fma") return PagedAttentionVersion::fma;
+  DAY18_REQUIRE(false, "version: expected auto, mma, fma, v1, v2 or readable, got '", s, "'");
 }
 
 std::string_view paged_attention_version_name(PagedAttentionVersion v) {
@@ -208,6 +246,10 @@ std::string_view paged_attention_version_name(PagedAttentionVersion v) {
       return "v2";
     case PagedAttentionVersion::readable:
       return "readable";
+    case PagedAttentionVersion::mma:
+      return "mma";
+    case PagedAttentionVersion::fma:
+      return "fma";
   }
   return "?";
 }
@@ -235,6 +277,44 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
     p.num_threads = cuda::kPagedAttentionReadableThreads;
     return p;
   }
+  if (v == PagedAttentionVersion::automatic || v == PagedAttentionVersion::mma) {
+    DAY18_REQUIRE(o.partition_size <= cuda::kPagedAttentionMmaMaxPartition, "partition_size ",
+                  o.partition_size, " exceeds the mma kernel's ",
+                  cuda::kPagedAttentionMmaMaxPartition, " (0 = auto)");
+    p.version = PagedAttentionVersion::mma;
+    p.num_threads = cuda::kPagedAttentionMmaThreads;
+    const int64_t group_blocks =
+        num_tokens * num_kv_heads *
+        ((num_heads / num_kv_heads + cuda::kPagedAttentionMmaMaxRows - 1) /
+         cuda::kPagedAttentionMmaMaxRows);
+    const int64_t slots = static_cast<int64_t>(sms()) *
+                          cuda::paged_attention_mma_blocks_per_sm(static_cast<int>(head_size),
+                                                                  smem_per_sm());
+    auto mparts = [&](int ps) { return std::max<int64_t>(1, (max_context_len + ps - 1) / ps); };
+    int ps = o.partition_size;
+    if (ps == 0) {
+      // Long partitions amortize a block's start-up (block table, pipeline fill, the merge of
+      // its warps) and keep the reduce small; short ones fill the GPU. From the longest, halve
+      // while the grid has fewer than kAutoWaves waves and the halved grid stays within half a
+      // wave (within a whole wave while partitions are longer than 512 keys, whose blocks are
+      // long enough to be worth spreading): see attention.h for the measurements.
+      ps = cuda::kPagedAttentionMmaMaxPartition;
+      auto blocks = [&](int q) { return group_blocks * mparts(q); };
+      while (ps > kMinAutoPartition && blocks(ps) < kAutoWaves * slots &&
+             (2 * blocks(ps / 2) <= slots || (ps > 512 && blocks(ps / 2) <= slots)))
+        ps /= 2;
+    }
+    p.partition_size = ps;
+    p.max_num_partitions = static_cast<int>(mparts(ps));
+    if (p.max_num_partitions > 1) {
+      p.exp_sums_shape = {num_tokens, num_heads, p.max_num_partitions};
+      p.max_logits_shape = p.exp_sums_shape;
+      p.tmp_out_shape = {num_tokens, num_heads, p.max_num_partitions, head_size};
+      const size_t stats = static_cast<size_t>(num_tokens * num_heads * p.max_num_partitions) * 4;
+      p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
+    }
+    return p;
+  }
   p.num_threads = o.num_threads;
   const int hpb = cuda::paged_attention_heads_per_block(static_cast<int>(num_heads),
                                                         static_cast<int>(num_kv_heads), num_tokens,
@@ -248,7 +328,7 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
     ps = kDefaultPartitionSize;
     while (ps > kMinAutoPartition && v1_blocks * parts(ps) < kAutoBlocksPerSm * n_sms) ps /= 2;
   }
-  if (v == PagedAttentionVersion::automatic) {
+  if (v == PagedAttentionVersion::fma) {
     const size_t v1_smem = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(head_size),
                                                               o.num_threads, max_context_len);
     // v1 when its grid fills the GPU and the context fits one partition anyway; and for short
@@ -287,8 +367,13 @@ size_t paged_attention_workspace_bound(int64_t max_num_tokens, int64_t num_heads
   for (int64_t c = kMinAutoPartition; c < max_model_len; c += kMinAutoPartition)
     contexts.push_back(c);
   contexts.push_back(std::max(max_model_len, 0));
-  const int64_t shrink_tokens =
-      (kAutoBlocksPerSm * sms() * cuda::kMaxHeadsPerBlock + num_heads - 1) / num_heads + 1;
+  // (mma: the partition shrinks while the grid fits one wave, so never beyond as many tokens as
+  // the wave has blocks).
+  const int64_t shrink_tokens = std::max<int64_t>(
+      (kAutoBlocksPerSm * sms() * cuda::kMaxHeadsPerBlock + num_heads - 1) / num_heads + 1,
+      static_cast<int64_t>(sms()) * cuda::paged_attention_mma_blocks_per_sm(
+                                        static_cast<int>(head_size), smem_per_sm()) +
+          1);
   std::vector<int64_t> tokens;
   for (int64_t t = 1; t <= std::min(max_num_tokens, shrink_tokens); ++t) tokens.push_back(t);
   tokens.push_back(std::max<int64_t>(max_num_tokens, 1));
@@ -304,11 +389,11 @@ size_t paged_attention_workspace_bound(int64_t max_num_tokens, int64_t num_heads
 PagedAttentionWorkspace split_paged_attention_workspace(const PagedAttentionPlan& plan,
                                                         const Tensor& workspace) {
   PagedAttentionWorkspace w;
-  if (plan.version != PagedAttentionVersion::v2) return w;
+  if (plan.workspace_bytes == 0) return w;  // v1, readable, mma over one partition
   expect_dtype(workspace, "workspace", DType::u8);
   expect_contiguous(workspace, "workspace");
   DAY18_REQUIRE(workspace.nbytes() >= plan.workspace_bytes, "workspace: ", workspace.nbytes(),
-                " bytes, the v2 plan needs ", plan.workspace_bytes, " (see plan_paged_attention)");
+                " bytes, the ", paged_attention_version_name(plan.version), " plan needs ", plan.workspace_bytes, " (see plan_paged_attention)");
   auto* base = static_cast<uint8_t*>(workspace.data());
   const size_t stats = static_cast<size_t>(plan.exp_sums_shape[0] * plan.exp_sums_shape[1] *
                                            plan.exp_sums_shape[2]) *
@@ -344,24 +429,9 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                         int max_context_len, int partition_size, cudaStream_t stream) {
   const Dims d = check_common(out, query, key_cache, value_cache, block_tables, seq_idx,
                               context_lens, scale, max_context_len);
-  DAY18_REQUIRE(partition_size > 0 && partition_size % d.block_size == 0, "partition_size ",
-                partition_size, " must be a positive multiple of block_size ", d.block_size);
-  const int64_t parts =
-      std::max<int64_t>(1, (max_context_len + partition_size - 1) / partition_size);
-  const std::pair<const Tensor*, const char*> ws[] = {
-      {&exp_sums, "exp_sums"}, {&max_logits, "max_logits"}, {&tmp_out, "tmp_out"}};
-  for (auto& [t, name] : ws) {
-    expect_defined(*t, name);
-    expect_device(*t, name, query.device());
-    expect_contiguous(*t, name);
-    expect_dtype(*t, name, DType::f32);
-    if (query.is_cuda())
-      DAY18_REQUIRE(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, name,
-                    ": data must be 16-byte aligned for the vector loads (", t->describe(), ")");
-  }
-  expect_shape(exp_sums, "exp_sums", {d.num_tokens, d.num_heads, parts});
-  expect_shape(max_logits, "max_logits", {d.num_tokens, d.num_heads, parts});
-  expect_shape(tmp_out, "tmp_out", {d.num_tokens, d.num_heads, parts, d.head_size});
+  check_partitions(d, partition_size);
+  check_split_workspace(d, query, exp_sums, max_logits, tmp_out, parts_of(max_context_len,
+                                                                          partition_size));
   if (query.is_cuda())
     cuda::paged_attention_v2(out, exp_sums, max_logits, tmp_out, query, key_cache, value_cache,
                              block_tables, seq_idx, context_lens, static_cast<float>(scale),
@@ -369,6 +439,42 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
   else
     cpu::paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
                          static_cast<float>(scale));
+}
+
+void paged_attention_mma(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                         const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                         const Tensor& value_cache, const Tensor& block_tables,
+                         const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                         int max_context_len, int partition_size, cudaStream_t stream) {
+  const Dims d = check_common(out, query, key_cache, value_cache, block_tables, seq_idx,
+                              context_lens, scale, max_context_len);
+  check_partitions(d, partition_size);
+  DAY18_REQUIRE(partition_size <= cuda::kPagedAttentionMmaMaxPartition, "partition_size ",
+                partition_size, " exceeds the mma kernel's largest partition, ",
+                cuda::kPagedAttentionMmaMaxPartition);
+  const int64_t parts = parts_of(max_context_len, partition_size);
+  if (parts > 1 && query.is_cuda())  // the CPU backend does not use the workspace
+    check_split_workspace(d, query, exp_sums, max_logits, tmp_out, parts);
+  if (!query.is_cuda()) {
+    cpu::paged_attention(out, query, key_cache, value_cache, block_tables, seq_idx, context_lens,
+                         static_cast<float>(scale));
+    return;
+  }
+  if (!cuda::paged_attention_mma_supported(query.dtype(), static_cast<int>(d.head_size))) {
+    // float32: the FMA kernels on the same partitions (v1's logits fit: <= 2048 keys).
+    if (parts == 1)
+      cuda::paged_attention_v1(out, query, key_cache, value_cache, block_tables, seq_idx,
+                               context_lens, static_cast<float>(scale), max_context_len,
+                               cuda::kPagedAttentionDefaultThreads, stream);
+    else
+      cuda::paged_attention_v2(out, exp_sums, max_logits, tmp_out, query, key_cache, value_cache,
+                               block_tables, seq_idx, context_lens, static_cast<float>(scale),
+                               max_context_len, partition_size, stream);
+    return;
+  }
+  cuda::paged_attention_mma(out, exp_sums, max_logits, tmp_out, query, key_cache, value_cache,
+                            block_tables, seq_idx, context_lens, static_cast<float>(scale),
+                            max_context_len, partition_size, static_cast<int>(parts), stream);
 }
 
 void paged_attention_readable(const Tensor& out, const Tensor& query, const Tensor& key_cache,
@@ -400,6 +506,17 @@ void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_c
   if (plan.version == PagedAttentionVersion::readable) {
     paged_attention_readable(out, query, key_cache, value_cache, block_tables, seq_idx,
                              context_lens, scale, max_context_len, stream);
+    return;
+  }
+  if (plan.version == PagedAttentionVersion::mma) {
+    PagedAttentionWorkspace w;
+    if (plan.max_num_partitions > 1 && query.is_cuda()) {  // the CPU backend needs none
+      expect_device(workspace, "workspace", query.device());
+      w = split_paged_attention_workspace(plan, workspace);
+    }
+    paged_attention_mma(out, w.exp_sums, w.max_logits, w.tmp_out, query, key_cache, value_cache,
+                        block_tables, seq_idx, context_lens, scale, max_context_len,
+                        plan.partition_size, stream);
     return;
   }
   if (plan.version == PagedAttentionVersion::v1 || !query.is_cuda()) {

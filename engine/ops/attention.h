@@ -37,11 +37,15 @@
 
 namespace day18 {
 
-// v1, v2: the optimized kernels (engine/kernels/paged_attention.h); readable: vLLM's
-// paged_attention_v1 written to be read (engine/kernels/paged_attention_readable.h), a block per
-// (token, head), the whole context in shared memory; automatic: the planner's rule below.
-enum class PagedAttentionVersion { automatic, v1, v2, readable };
-// "auto", "v1", "v2", "readable"
+// mma: the tensor-core decode kernel (engine/kernels/paged_attention_mma.h), split over context
+// partitions when that fills the GPU, v2's reduce kernel after it; float32 has no tensor-core
+// kernel and runs v1's or v2's FMA kernel on the same partitions. v1, v2: the FMA kernels
+// (engine/kernels/paged_attention.h; the thread-block-size experiment's subject); readable:
+// vLLM's paged_attention_v1 written to be read (engine/kernels/paged_attention_readable.h), a
+// block per (token, head), the whole context in shared memory; automatic: the planner's rule.
+// fma: v1 or v2 by the FMA kernels' rule below (what automatic chose before mma existed).
+enum class PagedAttentionVersion { automatic, v1, v2, readable, mma, fma };
+// "auto", "v1", "v2", "readable", "mma", "fma"
 PagedAttentionVersion parse_paged_attention_version(std::string_view s);
 std::string_view paged_attention_version_name(PagedAttentionVersion v);
 
@@ -64,22 +68,37 @@ struct PagedAttentionOptions {
   PagedAttentionVersion version = PagedAttentionVersion::automatic;
   int partition_size = 0;  // v2 tokens per partition; 0 = auto (see plan_paged_attention)
   int num_threads = 128;   // v1 threads per block: 128, or 64/256/512 for fp16 head_size 128
+                           // (mma: always 128)
 };
 
 // What paged_attention() will launch for a shape, and the v2 workspace it needs.
 struct PagedAttentionPlan {
   PagedAttentionVersion version = PagedAttentionVersion::v1;  // never automatic
-  int partition_size = 0;                                     // v2 only
-  int max_num_partitions = 1;  // v2: ceil(max_context_len / partition_size)
+  int partition_size = 0;                                     // v2 and mma
+  int max_num_partitions = 1;  // v2, mma: ceil(max_context_len / partition_size)
   int num_threads = 128;
   std::vector<int64_t> exp_sums_shape;    // [num_tokens, num_heads, max_num_partitions] f32
   std::vector<int64_t> max_logits_shape;  // [num_tokens, num_heads, max_num_partitions] f32
   std::vector<int64_t> tmp_out_shape;  // [num_tokens, num_heads, max_num_partitions, head_size] f32
-  size_t workspace_bytes = 0;          // the three above packed, each 256-byte aligned; v2 only
+  size_t workspace_bytes = 0;  // the three above packed, each 256-byte aligned; v2, and mma
+                               // with more than one partition
 };
 
-// The rule for version = automatic (the GPU's SM count and shared memory limit come from the
-// current device, or an H100's 132 SMs / 227 KB when there is none):
+// The rule for version = automatic: mma. Its partition_size (auto) starts at the longest, 2048,
+// and is halved (down to 64) while the grid (blocks = num_tokens * num_kv_heads * ceil(group /
+// 16) * partitions) has fewer than 4 waves (a wave: SMs * paged_attention_mma_blocks_per_sm) and
+// the halved grid stays within half a wave, or within one wave while the partition is longer
+// than 512: long partitions amortize each block's start-up and keep the reduce small, short ones
+// fill the GPU. Measured on the H200 (fp16, head 128, 32/8 heads; 264 blocks per wave):
+//   B=64 ctx 4096   partition 256 / 512 / 1024 / 2048:  312 / 298 / 295 / 292 us  -> 2048
+//   B=256 ctx 8192  partition 512 / 1024 / 2048:        2439 / 2214 / 2156 us      -> 2048
+//   B=1 ctx 4096    partition 64 / 128 / 256:           22.0 / 17.4 / 16.3 us      -> 256
+// One partition (max_context_len <= partition_size) writes the output directly: no workspace,
+// no reduce.
+//
+// version = fma, the FMA kernels' rule (what automatic was before mma; the GPU's SM count and
+// shared memory limit come from the current device, or an H100's 132 SMs / 227 KB when there is
+// none):
 //   partition_size auto: 512, halved (down to 64) while the v2 grid would have fewer than
 //                        4 blocks per SM (B=1 decode: more partitions to fill the GPU).
 //   v1 blocks = num_tokens * (num_heads / heads_per_block) (heads of a KV group share a block;
@@ -91,9 +110,10 @@ struct PagedAttentionPlan {
 //   -> v2 otherwise. Measured on the H100: v1 over a long context loses to v2 everywhere (its
 //      logits buffer of the whole context limits blocks per SM: B=256 ctx 8192 v1 23% of P,
 //      v2 83%), and v2's reduce costs ~1-2% at large batch.
-// The process default (set_default_paged_attention_version), when set, replaces this rule.
-// Forcing v1, v2 or readable is honoured (paged_attention errors if v1's or the readable kernel's
-// shared memory cannot hold the context); readable plans 128 threads and no workspace.
+// The process default (set_default_paged_attention_version), when set, replaces automatic.
+// Forcing v2 plans its partitions by the FMA rule above. Forcing v1, v2, mma or readable is
+// honoured (paged_attention errors if v1's or the readable kernel's shared memory cannot hold the
+// context, or mma's partition_size exceeds 2048); readable plans 128 threads and no workspace.
 PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, int64_t num_kv_heads,
                                         int64_t head_size, int max_context_len,
                                         const PagedAttentionOptions& options = {});
@@ -132,6 +152,18 @@ void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor&
                         int max_context_len, int partition_size = kDefaultPartitionSize,
                         cudaStream_t stream = nullptr);
 
+// mma: the tensor-core kernel (engine/kernels/paged_attention_mma.h) over partitions of
+// partition_size tokens (a positive multiple of block_size, at most 2048). With one partition
+// (max_context_len <= partition_size) it writes `out` directly and exp_sums, max_logits and
+// tmp_out are not used (they may be undefined Tensor()s); otherwise they are the v2 workspace
+// (shapes as v2) and v2's reduce kernel follows. float32 runs v1's FMA kernel (one partition) or
+// v2's (several) instead; the CPU backend computes the result directly.
+void paged_attention_mma(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                         const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                         const Tensor& value_cache, const Tensor& block_tables,
+                         const Tensor& seq_idx, const Tensor& context_lens, double scale,
+                         int max_context_len, int partition_size, cudaStream_t stream = nullptr);
+
 // The readable kernel (engine/kernels/paged_attention_readable.h): same validation as v1; CUDA:
 // error naming max_context_len if its logits do not fit in shared memory. On the CPU backend the
 // oracle runs, as for v1 and v2.
@@ -140,7 +172,7 @@ void paged_attention_readable(const Tensor& out, const Tensor& query, const Tens
                               const Tensor& seq_idx, const Tensor& context_lens, double scale,
                               int max_context_len, cudaStream_t stream = nullptr);
 
-// Runs the version plan_paged_attention() picks (v1, v2 or readable). `workspace`: uint8 tensor
+// Runs the version plan_paged_attention() picks (mma, v1, v2 or readable). `workspace`: uint8 tensor
 // of at least plan.workspace_bytes on the same device (may be an empty Tensor() when the plan is
 // not v2 or the tensors are on the CPU).
 void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_cache,

@@ -173,10 +173,11 @@ void register_attention_ops(OpRegistry& r) {
   op.attrs = {
       {"scale", "softmax scale, usually 1/sqrt(head_size)", ""},
       {"version",
-       "auto, v1, v2 or readable (auto: see plan_paged_attention; readable: vLLM's v1 as the "
-       "course draws it, a block per (token, head))",
+       "auto, mma, fma, v1, v2 or readable (auto: see plan_paged_attention, the tensor-core "
+       "kernel mma; fma: v1 or v2 by their rule; readable: vLLM's v1 as the course draws it, a "
+       "block per (token, head))",
        "auto"},
-      {"partition_size", "v2 tokens per partition (multiple of block_size) or auto", "auto"},
+      {"partition_size", "v2/mma tokens per partition (multiple of block_size) or auto", "auto"},
       {"num_threads", "v1 threads per block: 128 (64/256/512 for fp16 head_size 128)", "128"},
       {"max_context_len", "upper bound of context_lens, or auto (read context_lens)", "auto"},
       {"query_start_loc",

@@ -94,6 +94,7 @@ std::string kernel_family(const std::string& n) {
       {"paged_attention_v2_reduce_kernel", "paged_attention_v2_reduce"},
       {"prefill_attention_kernel", "prefill_attention"},
       {"paged_attention_readable_kernel", "paged_attention"},
+      {"paged_attention_mma_kernel", "paged_attention"},
       {"paged_attention_kernel", "paged_attention"},
       {"gemv_kernel", "gemv"},
       {"silu_and_mul_kernel", "silu_and_mul"},
@@ -160,7 +161,8 @@ std::vector<PlannedLaunch> decode_step_launches(const ModelConfig& c, const Deco
     add("paged_attention", "paged_attention",
         L + "attention (" + std::string(paged_attention_version_name(plan.version)) + ")",
         cost::paged_attention(T, c.num_heads, c.num_kv_heads, c.head_dim, T * s.context_len, dt));
-    if (plan.version == PagedAttentionVersion::v2)
+    if (plan.version == PagedAttentionVersion::v2 ||
+        (plan.version == PagedAttentionVersion::mma && plan.max_num_partitions > 1))
       add("paged_attention_v2_reduce", "paged_attention_v2_reduce", L + "attention v2 reduce",
           cost::paged_attention_v2_reduce(T, c.num_heads, c.head_dim, plan.max_num_partitions, dt));
     add("linear", lin, L + "o_proj", cost::linear(T, H, c.q_size(), dt));

@@ -320,7 +320,7 @@ TEST(Day18Cli, UnknownPagedAttentionVersionNamesTheFlagAndTheValue) {
   DAY18_NEED_BINARY();
   Ran r = run_day18("--paged-attention bogus tour");
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find("--paged-attention: bogus not in {auto,v1,v2,readable}"),
+  EXPECT_NE(r.output.find("--paged-attention: bogus not in {auto,mma,fma,v1,v2,readable}"),
             std::string::npos)
       << r.output;
 }

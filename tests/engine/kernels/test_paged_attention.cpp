@@ -9,6 +9,7 @@
 #include "engine/core/device.h"
 #include "engine/cpu/paged_attention.h"
 #include "engine/kernels/paged_attention.h"
+#include "engine/kernels/paged_attention_mma.h"
 #include "engine/ops/attention.h"
 #include "tests/support/paged_attention_problem.h"
 #include "tests/support/test_support.h"
@@ -82,24 +83,68 @@ TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
   EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 1, 1025, 132), 4);
   EXPECT_EQ(cuda::paged_attention_heads_per_block(32, 8, 17, 256, 132), 4);
   EXPECT_EQ(cuda::paged_attention_heads_per_block(24, 8, 64, 256, 132), 3);
-  // B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2; partitions shrink to 64 tokens (512 blocks).
-  PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096);
+  // The FMA kernels' rule (version fma). B=1, ctx 4096, 32/8 heads: 8 blocks for v1 -> v2;
+  // partitions shrink to 64 tokens (512 blocks).
+  PagedAttentionOptions fma;
+  fma.version = V::fma;
+  PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096, fma);
   EXPECT_EQ(p.version, V::v2);
   EXPECT_EQ(p.partition_size, 64);
   EXPECT_EQ(p.max_num_partitions, 64);
   EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 64, 128}));
   // B=1, ctx 1000: one head per block, 32 blocks -> v2 with 64-token partitions (512 blocks).
-  p = plan_paged_attention(1, 32, 8, 64, 1000);
+  p = plan_paged_attention(1, 32, 8, 64, 1000, fma);
   EXPECT_EQ(p.version, V::v2);
   EXPECT_EQ(p.partition_size, 64);
   // B=64: 512 v1 blocks -> v2 with the default 512-token partitions.
-  p = plan_paged_attention(64, 32, 8, 128, 4096);
+  p = plan_paged_attention(64, 32, 8, 128, 4096, fma);
   EXPECT_EQ(p.version, V::v2);
   EXPECT_EQ(p.partition_size, 512);
   // The context fits one partition and the v1 grid fills the GPU -> v1, no workspace.
-  p = plan_paged_attention(256, 32, 8, 128, 512);
+  p = plan_paged_attention(256, 32, 8, 128, 512, fma);
   EXPECT_EQ(p.version, V::v1);
   EXPECT_EQ(p.workspace_bytes, 0u);
+}
+
+TEST(PagedAttentionPlan, AutoIsTheTensorCoreKernelSplitToFillOneWave) {
+  if (cuda_available() && (cuda::sm_count() != 132 || cuda::max_shared_bytes_per_block() < 200000))
+    GTEST_SKIP() << "rule checked for 132 SMs with 227 KB of shared memory per block";
+  // head 128: 108 KB of shared memory per block -> 2 blocks per SM, 264 in one wave.
+  EXPECT_EQ(cuda::paged_attention_mma_blocks_per_sm(128, 228 * 1024), 2);
+  EXPECT_EQ(cuda::paged_attention_mma_blocks_per_sm(64, 228 * 1024), 3);
+  EXPECT_EQ(cuda::paged_attention_mma_blocks_per_sm(256, 228 * 1024), 1);
+  // B=1, ctx 4096, 32/8 heads: 8 KV groups; 2048 -> 1024 -> 512 -> 256 (16 x 8 = 128 blocks
+  // <= half a wave), not 128 (256 blocks).
+  PagedAttentionPlan p = plan_paged_attention(1, 32, 8, 128, 4096);
+  EXPECT_EQ(p.version, V::mma);
+  EXPECT_EQ(p.partition_size, 256);
+  EXPECT_EQ(p.max_num_partitions, 16);
+  EXPECT_EQ(p.tmp_out_shape, (std::vector<int64_t>{1, 32, 16, 128}));
+  // B=1, ctx 32768: partitions longer than 512 spread to a whole wave: 1024 (256 blocks).
+  EXPECT_EQ(plan_paged_attention(1, 32, 8, 128, 32768).partition_size, 1024);
+  // B=64: 512 groups x 2 partitions of 2048 = 1024 blocks; halving would exceed a wave.
+  p = plan_paged_attention(64, 32, 8, 128, 4096);
+  EXPECT_EQ(p.version, V::mma);
+  EXPECT_EQ(p.partition_size, 2048);
+  EXPECT_EQ(p.max_num_partitions, 2);
+  // B=256 ctx 8192: 8192 blocks, more than 4 waves: the longest partition.
+  EXPECT_EQ(plan_paged_attention(256, 32, 8, 128, 8192).partition_size, 2048);
+  // The context fits one partition: the kernel writes the output, no workspace.
+  p = plan_paged_attention(256, 32, 8, 128, 512);
+  EXPECT_EQ(p.version, V::mma);
+  EXPECT_EQ(p.max_num_partitions, 1);
+  EXPECT_EQ(p.workspace_bytes, 0u);
+  // Groups of more than 16 query heads take several blocks: 32 heads on 1 KV head = 2 blocks
+  // per token; 2 x 64 = 128 blocks at partition 64 (half a wave).
+  p = plan_paged_attention(1, 32, 1, 128, 4096);
+  EXPECT_EQ(p.partition_size, 64);
+  EXPECT_EQ(p.max_num_partitions, 64);
+  // ctx 48 fits the smallest partition: direct.
+  EXPECT_EQ(plan_paged_attention(1, 32, 8, 64, 48).max_num_partitions, 1);
+  PagedAttentionOptions forced;
+  forced.version = V::mma;
+  forced.partition_size = 4096;
+  EXPECT_THROW(plan_paged_attention(1, 32, 8, 128, 8192, forced), InvalidArgument);
 }
 
 TEST(PagedAttentionPlan, WorkspaceBoundCoversEveryBatchAndContext) {
@@ -147,9 +192,10 @@ TEST(PagedAttentionCuda, DecodeMatchesOracleForEveryDtypeAndHeadSize) {
         lens.push_back(static_cast<int32_t>(rng.randint(1, 700)));
       Problem p = make_problem(rng, dt, s, lens);
       OwnedTensor want = oracle(p);
-      for (V v : {V::automatic, V::v1, V::v2}) {
+      for (V v : {V::automatic, V::mma, V::fma, V::v1, V::v2}) {
         SCOPED_TRACE(label(dt, s, paged_attention_version_name(v).data()));
-        EXPECT_CLOSE(run_gpu(p, {v, v == V::v2 ? 256 : 0}), want, default_tolerance(dt));
+        EXPECT_CLOSE(run_gpu(p, {v, v == V::v2 || v == V::mma ? 256 : 0}), want,
+                     default_tolerance(dt));
       }
     }
 }
@@ -167,7 +213,50 @@ TEST(PagedAttentionCuda, ContextLengthsAtBlockAndPartitionBoundaries) {
     EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
     EXPECT_CLOSE(run_gpu(p, {V::v2, 512}), want, default_tolerance(dt));
     EXPECT_CLOSE(run_gpu(p, {V::automatic}), want, default_tolerance(dt));
+    for (int ps : {16, 64, 512, 2048}) {
+      SCOPED_TRACE(detail::concat("mma partition ", ps));
+      EXPECT_CLOSE(run_gpu(p, {V::mma, ps}), want, default_tolerance(dt));
+    }
   }
+}
+
+// The tensor-core kernel: query heads of a KV group are the rows of one MMA (up to 16 per block;
+// larger groups take several blocks, the last one partly filled); MHA is a group of 1.
+TEST(PagedAttentionCuda, MmaGroupsOf1To32QueryHeads) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(27);
+  for (DType dt : {DType::f16, DType::bf16})
+    for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 8}, {32, 8}, {32, 4}, {6, 2}, {16, 1},
+                          {32, 1}, {48, 2}, {12, 1}}) {
+      Shape s{h, kvh, 64, 16};
+      Problem p = make_problem(rng, dt, s, {300, 77, 1000, 1});
+      OwnedTensor want = oracle(p);
+      for (int ps : {0, 64, 2048}) {
+        SCOPED_TRACE(label(dt, s, detail::concat("mma partition ", ps).c_str()));
+        EXPECT_CLOSE(run_gpu(p, {V::mma, ps}), want, default_tolerance(dt));
+      }
+    }
+}
+
+// Keys at every position of a 64-key tile and of a partition, for every head size, and logits
+// far above exp's range (a query scaled by 40: the online softmax must rescale, not overflow).
+TEST(PagedAttentionCuda, MmaTileEdgesEveryHeadSizeAndLargeLogits) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(28);
+  for (DType dt : {DType::f16, DType::bf16})
+    for (int64_t hs : {64, 80, 96, 112, 128, 256}) {
+      Shape s{8, 2, hs, hs == 256 ? 32 : 8};
+      Problem p = make_problem(rng, dt, s, {1, 2, 63, 64, 65, 127, 128, 129, 700});
+      if (hs == 128) {
+        for (int64_t i = 0; i < p.query.numel(); ++i)
+          host_set(p.query, i, 40.0 * host_get(p.query, i) / std::sqrt(128.0));
+      }
+      OwnedTensor want = oracle(p);
+      for (int ps : {0, 64, 128, 2048}) {
+        SCOPED_TRACE(label(dt, s, detail::concat("mma partition ", ps).c_str()));
+        EXPECT_CLOSE(run_gpu(p, {V::mma, ps}), want, default_tolerance(dt));
+      }
+    }
 }
 
 TEST(PagedAttentionCuda, GqaRatios1And4And8) {
@@ -254,19 +343,20 @@ TEST(PagedAttentionCuda, PaddingTokenGivesZerosAndBadDeviceMetadataGivesNaN) {
   Problem p = make_problem(rng, DType::f16, s, {40, 9, 3});
   p.context_lens.ptr<int32_t>()[1] = 0;  // padding
   OwnedTensor want = oracle(p);
-  for (V v : {V::v1, V::v2}) {
-    SCOPED_TRACE(paged_attention_version_name(v));
-    OwnedTensor got = run_gpu(p, {v, v == V::v2 ? 16 : 0});
+  const std::pair<V, int> runs[] = {{V::v1, 0}, {V::v2, 16}, {V::mma, 16}, {V::mma, 2048}};
+  for (auto [v, ps] : runs) {
+    SCOPED_TRACE(detail::concat(paged_attention_version_name(v), " partition ", ps));
+    OwnedTensor got = run_gpu(p, {v, ps});
     EXPECT_CLOSE(got, want, default_tolerance(DType::f16));
     EXPECT_EQ(host_get(got, 1 * 4 * 64 + 5), 0.0);
   }
   // Device metadata is not read by the host: a seq_idx out of range yields NaN, not a crash.
   p.context_lens.ptr<int32_t>()[1] = 9;
   p.seq_idx.ptr<int32_t>()[2] = 3;  // num_seqs = 3
-  for (V v : {V::v1, V::v2}) {
-    OwnedTensor got = run_gpu(p, {v, v == V::v2 ? 16 : 0});
-    EXPECT_TRUE(std::isnan(host_get(got, 2 * 4 * 64))) << paged_attention_version_name(v);
-    EXPECT_FALSE(std::isnan(host_get(got, 0))) << paged_attention_version_name(v);
+  for (auto [v, ps] : runs) {
+    OwnedTensor got = run_gpu(p, {v, ps});
+    EXPECT_TRUE(std::isnan(host_get(got, 2 * 4 * 64))) << paged_attention_version_name(v) << ps;
+    EXPECT_FALSE(std::isnan(host_get(got, 0))) << paged_attention_version_name(v) << ps;
   }
 }
 

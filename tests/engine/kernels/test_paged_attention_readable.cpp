@@ -325,11 +325,14 @@ TEST(PagedAttentionReadableOps, CudaBackendRunsTheReadableKernel) {
 TEST(PagedAttentionDefaultVersion, AutomaticResolvesToTheDefaultAndForcedVersionsStay) {
   DefaultVersionGuard guard;
   set_default_paged_attention_version(V::automatic);
-  // The engine's rule, for a shape where it picks v2 (B=1, ctx 4096) and one where it picks v1.
+  // The engine's rule: the tensor-core kernel, split over partitions (B=1, ctx 4096) or not
+  // (B=64, ctx 48).
   const PagedAttentionPlan rule_long = plan_paged_attention(1, 32, 8, 128, 4096);
   const PagedAttentionPlan rule_short = plan_paged_attention(64, 32, 8, 128, 48);
-  EXPECT_EQ(rule_long.version, V::v2);
-  EXPECT_EQ(rule_short.version, V::v1);
+  EXPECT_EQ(rule_long.version, V::mma);
+  EXPECT_GT(rule_long.max_num_partitions, 1);
+  EXPECT_EQ(rule_short.version, V::mma);
+  EXPECT_EQ(rule_short.max_num_partitions, 1);
 
   set_default_paged_attention_version(V::readable);
   EXPECT_EQ(default_paged_attention_version(), V::readable);
