@@ -7,7 +7,8 @@ batch the step cannot be faster than
     floor = weight bytes / P
 
 where P is the device-to-device copy bandwidth measured on this GPU in this same run (the
-`day18 tour` probe: a 1 GiB copy timed with CUDA events, read + write counted). The gap between
+probe that heads `day18 tour --ops embedding`: a 1 GiB copy timed with CUDA events, read + write
+counted). The gap between
 the measured step and the floor is what launch overhead, small kernels and CPU work cost; CUDA
 graphs remove most of the launch overhead. As the batch grows, the same weight read serves more
 tokens, so tokens/s grows almost linearly until the step stops being weight-bound.
@@ -28,7 +29,7 @@ prefill and the one-off graph capture) and the capture count and time are kept n
 KV pool is sized to the workload (--num-gpu-blocks) so that llama-8b at B=256 fits and the pool
 allocation does not dominate the run.
 
-Outputs (reference/results/<gpu>/ by default):
+Outputs (reference/results/<gpu>/ by default, <gpu> from the GPU's name: h100, h200):
   decode_sweep.json  provenance (GPU, driver, CUDA, commit), P, floors, every point, targets
   decode_sweep.png   step time vs batch with the floor line; tokens/s vs batch; graphs on/off
 
@@ -70,13 +71,19 @@ def sh(cmd: list[str], timeout: float = 60) -> str:
         return ""
 
 
+# The kernel tour's header is the probe (GPU, CUDA, commit, P); one small op after it, timed once.
+# (`--ops none`, used before, is refused since --ops accepts only the names of ops.)
+PROBE_CMD = ["tour", "--device", "cuda", "--ops", "embedding", "--reps", "1"]
+
+
 def provenance(day18: pathlib.Path) -> dict:
-    """GPU, driver, CUDA, commit and P from `day18 tour --ops none` (prints the probe, runs no op)."""
-    tour = sh([str(day18), "tour", "--device", "cuda", "--ops", "none"], timeout=120)
+    """GPU, driver, CUDA, commit and P from the header of `day18 tour --ops embedding`."""
+    tour = sh([str(day18), *PROBE_CMD], timeout=120)
     info: dict = {"tour_header": [l for l in tour.splitlines() if l.strip()][:6]}
     m = re.search(r"P = ([\d.]+) GB/s", tour)
     if not m:
-        sys.exit("bench_decode: `day18 tour --ops none` printed no 'P = ... GB/s' (no GPU?):\n" + tour)
+        sys.exit(f"bench_decode: `day18 {' '.join(PROBE_CMD)}` printed no 'P = ... GB/s' (no GPU?):\n"
+                 + tour)
     info["P_GBps"] = float(m.group(1))
     m = re.search(r"GPU: (.*?) \(sm_(\d+), (\d+) SMs.*CUDA runtime ([\d.]+), driver API ([\d.]+)", tour)
     if m:
@@ -90,6 +97,13 @@ def provenance(day18: pathlib.Path) -> dict:
         info["nvidia_smi"] = smi
         info["driver"] = smi.split(",")[1].strip()
     return info
+
+
+def gpu_slug(name: str) -> str:
+    """'NVIDIA H100 80GB HBM3' -> 'h100' (the rule of scripts/gpu_check.sh)."""
+    words = re.sub(r"[^a-z0-9]", " ", name.lower()).split()
+    skip = re.compile(r"^(nvidia|geforce|tesla|[0-9]+gb|hbm[0-9a-z]*)$")
+    return "-".join(w for w in words if not skip.match(w)) or "gpu"
 
 
 def run_point(day18: pathlib.Path, preset: str, batch: int, graphs: bool, a, tmp: pathlib.Path) -> dict:
@@ -237,7 +251,9 @@ def main() -> int:
     ap.add_argument("--graphs", choices=["both", "on", "off"], default="both", help="CUDA graphs on, off or both")
     ap.add_argument("--prompt-len", type=int, default=32, help="prompt tokens per request (default 32)")
     ap.add_argument("--output-len", type=int, default=64, help="generated tokens per request (default 64)")
-    ap.add_argument("--gpu", default="h100", help="results folder name under reference/results/ (default h100)")
+    ap.add_argument("--gpu", default=None,
+                    help="results folder name under reference/results/ (default: from the GPU's name, "
+                         "e.g. h100, h200)")
     ap.add_argument("--out", help="output folder (default reference/results/<gpu>)")
     ap.add_argument("--timeout", type=float, default=120, help="seconds allowed per day18 run")
     ap.add_argument("--plot-only", metavar="JSON", help="re-draw the plot and table from a sweep JSON; runs nothing")
@@ -268,12 +284,12 @@ def main() -> int:
     day18 = pathlib.Path(a.day18)
     if not day18.exists():
         sys.exit(f"bench_decode: {day18} not found: build first (cmake --preset gpu && cmake --build build)")
-    out_dir = pathlib.Path(a.out) if a.out else ROOT / "reference/results" / a.gpu
-    out_dir.mkdir(parents=True, exist_ok=True)
-
     t_start = time.time()
-    log("probing the GPU (day18 tour --ops none)...")
+    log(f"probing the GPU (day18 {' '.join(PROBE_CMD)})...")
     prov = provenance(day18)
+    out_dir = (pathlib.Path(a.out) if a.out
+               else ROOT / "reference/results" / (a.gpu or gpu_slug(prov.get("gpu", ""))))
+    out_dir.mkdir(parents=True, exist_ok=True)
     log(f"  {prov.get('gpu', '?')}, driver {prov.get('driver', '?')}, CUDA {prov.get('cuda_runtime', '?')}, "
         f"P = {prov['P_GBps']:.0f} GB/s, commit {prov['engine_commit']}")
     modes = {"both": [True, False], "on": [True], "off": [False]}[a.graphs]

@@ -181,10 +181,23 @@ def run_transformers(model, prompt: list[int], engine_tokens: list[int], n: int,
 def versions(args) -> dict:
     import transformers
 
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+    except OSError:  # no git there
+        commit = ""
+    # The commit the engine binary was built from (`day18 --version`: "day18 0.1.0 (commit X)"):
+    # on a GPU machine the tree may be a copy without git, and the binary is what was measured.
+    try:
+        ver = subprocess.run([str(args.binary), "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        ver = ""
+    m = re.search(r"\(commit ([^)\s]+)\)", ver)
+    engine_commit = m.group(1) if m else "unknown"
     v = {"torch": torch.__version__, "transformers": transformers.__version__,
-         "python": platform.python_version(), "commit": commit, "host": platform.node()}
+         "python": platform.python_version(), "commit": commit or engine_commit,
+         "engine_commit": engine_commit, "host": platform.node()}
     if args.device == "cuda" and torch.cuda.is_available():
         v["gpu"] = torch.cuda.get_device_name(0)
         v["cuda"] = torch.version.cuda

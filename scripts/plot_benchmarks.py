@@ -297,12 +297,16 @@ class Row:
     name: str                  # may hold {dt}
     dtypes: tuple[str, ...] = ("fp16",)   # the dtypes to look for; the name without {dt}: its own
     alt: bool = False          # what the engine's path replaced or is compared with
+    extra: tuple[tuple[str, str], ...] = ()  # (dtype, name) of other dtypes named otherwise
 
 
 ROOF_ROWS = [
-    Row("paged_attention B=64, ctx 4096", "BM_paged_attention/target_b64_ctx4096"),
-    Row("paged_attention B=256, ctx 8192", "BM_paged_attention/batch:256/ctx:8192/version:0/threads:128"),
-    Row("paged_attention B=1, ctx 4096", "BM_paged_attention/target_b1_ctx4096"),
+    Row("paged_attention B=64, ctx 4096", "BM_paged_attention/target_b64_ctx4096",
+        extra=(("bf16", "BM_paged_attention/bf16/target_b64_ctx4096"),)),
+    Row("paged_attention B=256, ctx 8192", "BM_paged_attention/batch:256/ctx:8192/version:0/threads:128",
+        extra=(("bf16", "BM_paged_attention/bf16/batch:256/ctx:8192/version:0/threads:128"),)),
+    Row("paged_attention B=1, ctx 4096", "BM_paged_attention/target_b1_ctx4096",
+        extra=(("bf16", "BM_paged_attention/bf16/target_b1_ctx4096"),)),
     Row("reshape_and_cache, 4096 tokens", "BM_reshape_and_cache/{dt}/tokens:4096/kv_heads:8/head:128", DTYPES),
     Row("  one cudaMemcpy of its bytes", "BM_reshape_and_cache/memcpy_ceiling/{dt}/tokens:4096/kv_heads:8/head:128",
         DTYPES, alt=True),
@@ -315,8 +319,10 @@ ROOF_ROWS = [
         DTYPES),
     Row("  unfused (3 launches)", "BM_rotary_and_cache/unfused/{dt}/tokens:4096/heads:32/kv_heads:8/head:128",
         DTYPES, alt=True),
-    Row("rms_norm 16384 x 8192", "BM_rms_norm/tokens:16384/hidden:8192"),
-    Row("fused_add_rms_norm 16384 x 8192", "BM_fused_add_rms_norm/tokens:16384/hidden:8192"),
+    Row("rms_norm 16384 x 8192", "BM_rms_norm/tokens:16384/hidden:8192",
+        extra=(("bf16", "BM_rms_norm/bf16/tokens:16384/hidden:8192"),)),
+    Row("fused_add_rms_norm 16384 x 8192", "BM_fused_add_rms_norm/tokens:16384/hidden:8192",
+        extra=(("bf16", "BM_fused_add_rms_norm/bf16/tokens:16384/hidden:8192"),)),
     Row("silu_and_mul 4096 x 14336", "BM_silu_and_mul/tokens:4096/d:14336"),
     Row("embedding 8192 tokens, 128256 x 4096", "BM_embedding/tokens:8192/vocab:128256/hidden:4096"),
     Row("linear M=1, LM head 128256 x 2048: GEMV", "BM_linear/M:1/K:2048/N:128256/algo:2"),
@@ -390,6 +396,7 @@ def select_rows(benches: list[Bench], rows: list[Row]) -> tuple[list[tuple[Row, 
     found = []
     for r in rows:
         es = [Entry(r, dt, by_name[n]) for dt in r.dtypes if (n := r.name.replace("{dt}", dt)) in by_name]
+        es += [Entry(r, dt, by_name[n]) for dt, n in r.extra if n in by_name]
         if es:
             found.append((r, es))
     return found[:MAX_ROWS], max(0, len(found) - MAX_ROWS)

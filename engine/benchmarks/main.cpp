@@ -1,5 +1,6 @@
 // day18_bench: every kernel benchmark in one binary. Run with --benchmark_filter=<regex> and
-// --benchmark_out=<file>.json; the JSON context names the GPU, driver, CUDA and commit.
+// --benchmark_out=<file>.json; the JSON context names the GPU, the NVIDIA driver, CUDA, the SM
+// count and the commit.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
@@ -7,6 +8,7 @@
 
 #include "engine/benchmarks/bench_support.h"
 #include "engine/core/build_info.h"
+#include "engine/profiling/bandwidth_probe.h"
 
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
@@ -22,6 +24,10 @@ int main(int argc, char** argv) {
     benchmark::AddCustomContext("gpu", p.name);
     benchmark::AddCustomContext("cuda_driver_api", std::to_string(drv / 1000) + "." + std::to_string(drv % 1000 / 10));
     benchmark::AddCustomContext("compute_capability", std::to_string(p.major) + "." + std::to_string(p.minor));
+    benchmark::AddCustomContext("num_sms", std::to_string(p.multiProcessorCount));
+    // The NVIDIA driver (kernel module) version, e.g. 580.159.04: cuda_driver_api above is only
+    // the CUDA version that driver supports.
+    benchmark::AddCustomContext("nvidia_driver", day18::collect_provenance(0).nvidia_driver);
     benchmark::AddCustomContext("d2d_copy_GBps", std::to_string(day18::bench::peak_bandwidth() / 1e9));
     benchmark::AddCustomContext("pinned_h2d_GBps", std::to_string(day18::bench::pinned_h2d_bandwidth() / 1e9));
     benchmark::AddCustomContext("pinned_d2h_GBps", std::to_string(day18::bench::pinned_d2h_bandwidth() / 1e9));

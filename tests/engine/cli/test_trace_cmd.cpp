@@ -204,6 +204,25 @@ TEST(PlotBenchmarks, ItsPythonTestsPass) {
   EXPECT_EQ(r.rc, 0) << r.out;
 }
 
+TEST(ResultsTable, ItsPythonTestsPass) {
+  // scripts/results_table.py: the GPUs' recorded results side by side, every number from the
+  // files; docs/benchmarks.md's generated blocks must match reference/results
+  // (tests/scripts/test_results_table.py).
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = day18::testing::source_dir();
+  const Result r = shell("python3 " + src + "/tests/scripts/test_results_table.py", 300);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
+TEST(GpuResults, ItsPythonTestsPass) {
+  // scripts/gpu_results.sh on a fake build and a fake nvidia-smi: parts, stages, the tarball and
+  // its provenance, the deadline (tests/scripts/test_gpu_results.py).
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = day18::testing::source_dir();
+  const Result r = shell("python3 " + src + "/tests/scripts/test_gpu_results.py", 300);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(PlotTimeline, ItsPythonTestsPass) {
   if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
   const std::string src = day18::testing::source_dir();
