@@ -37,18 +37,35 @@ def doc_files() -> list[pathlib.Path]:
 
 
 def quoted_commands(text: str) -> list[tuple[int, str]]:
-    """(line number, command text) of each code-block line and inline code span."""
+    """(line number, command text) of each code-block line and inline code span; a code line
+    that ends in a backslash continues on the next (the command is checked whole, at its first
+    line)."""
     out: list[tuple[int, str]] = []
     in_block = False
+    cont: tuple[int, str] | None = None  # a command continued by a trailing backslash
     for n, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("```"):
             in_block = not in_block
+            if cont:
+                out.append(cont)
+                cont = None
             continue
         if in_block or line.startswith("    "):
-            out.append((n, line.strip()))
+            start, head = cont if cont else (n, "")
+            cmd = (head + " " + line.strip()).strip()
+            if cmd.endswith("\\"):
+                cont = (start, cmd[:-1].rstrip())
+                continue
+            cont = None
+            out.append((start, cmd))
         else:
+            if cont:
+                out.append(cont)
+                cont = None
             for m in re.finditer(r"`([^`]+)`", line):
                 out.append((n, m.group(1).strip()))
+    if cont:
+        out.append(cont)
     return out
 
 

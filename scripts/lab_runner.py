@@ -72,15 +72,16 @@ def learner_regions(lab: ml.Lab, views) -> list[tuple[Path, ml.Region, ml.Region
         mine = lab.dir / "src" / p.relative_to(ml.ENGINE)
         if not mine.exists():
             die(f"{mine.relative_to(ROOT)} is missing: scripts/lab reset {lab.id} writes it anew")
-        theirs = {(r.task): r for r in ml.parse_regions(mine, mine.read_text().splitlines(True))}
-        for r in regions:
+        found = ml.parse_regions(mine, mine.read_text().splitlines(True))
+        theirs = dict(zip(ml.region_keys(found), found))
+        for r, key in zip(regions, ml.region_keys(regions)):
             if r.lab != lab.id:
                 continue
-            if r.task not in theirs:
+            if key not in theirs:
                 die(f"{mine.relative_to(ROOT)}: the markers of task {r.task} are gone (keep the "
                     f"'// LAB {lab.id} BEGIN/END {r.task}' lines); scripts/lab reset {lab.id} "
                     f"{r.task} puts the region back")
-            out.append((mine, theirs[r.task], r))
+            out.append((mine, theirs[key], r))
     return out
 
 
@@ -337,9 +338,10 @@ def cmd_reset(args, labs, build: Path) -> int:
         dest = lab.dir / "src" / p.relative_to(ml.ENGINE)
         keep = {}
         if args.task and dest.exists():  # keep the learner's other regions
-            for r in ml.parse_regions(dest, dest.read_text().splitlines(True)):
+            found = ml.parse_regions(dest, dest.read_text().splitlines(True))
+            for r, key in zip(found, ml.region_keys(found)):
                 if r.task != args.task:
-                    keep[r.task] = r.body
+                    keep[key] = r.body
         text = ml.render(p, lines, regions, lab, fill=keep)
         if dest.exists() and dest.read_text() != text:
             (backup / dest.relative_to(ROOT)).parent.mkdir(parents=True, exist_ok=True)

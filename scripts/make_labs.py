@@ -151,6 +151,19 @@ def engine_files() -> dict[Path, tuple[list[str], list[Region]]]:
     return out
 
 
+def region_keys(regions: list[Region]) -> list[tuple[str, int]]:
+    """(task, k) for each region of one file: the k-th region (from 0) of its lab's task there.
+    A task may have several regions in one file (one per function body); the key tells them
+    apart, in the engine's file and in the learner's copy alike."""
+    seen: dict[tuple[str, str], int] = {}
+    keys = []
+    for r in regions:
+        k = seen.get((r.lab, r.task), 0)
+        seen[(r.lab, r.task)] = k + 1
+        keys.append((r.task, k))
+    return keys
+
+
 def stub_lines(r: Region, task: Task, lab: Lab) -> list[str]:
     ind = r.indent
     readme = f"labs/{lab.id}-{lab.slug}/README.md"
@@ -166,9 +179,9 @@ def stub_lines(r: Region, task: Task, lab: Lab) -> list[str]:
 
 
 def render(path: Path, lines: list[str], regions: list[Region], lab: Lab,
-           fill: dict[str, list[str]] | None = None) -> str:
-    """The lab's copy of one engine file. `fill` maps a task key to the lines to put in its
-    regions (default: the stub); other labs' markers are dropped, their code kept."""
+           fill: dict[tuple[str, int], list[str]] | None = None) -> str:
+    """The lab's copy of one engine file. `fill` maps a region's key (region_keys: task, k) to
+    the lines to put in it (default: the stub); other labs' markers are dropped, their code kept."""
     rel = path.relative_to(ENGINE)
     mine = [r for r in regions if r.lab == lab.id]
     head = [f"// generated from engine/{rel} by scripts/make_labs.py (lab {lab.id});\n",
@@ -176,15 +189,15 @@ def render(path: Path, lines: list[str], regions: list[Region], lab: Lab,
     if any(not r.device for r in mine):
         head.append('#include "engine/core/error.h"  // day18::LabNotImplemented\n')
     body, i = [], 0
-    for r in regions:
+    for r, key in zip(regions, region_keys(regions)):
         body.extend(lines[i:r.begin])
         if r.lab != lab.id:
             body.extend(r.body)
         else:
             task = lab.task(r.task)
             body.append(lines[r.begin])
-            if fill is not None and r.task in fill:
-                body.extend(fill[r.task])
+            if fill is not None and key in fill:
+                body.extend(fill[key])
             else:
                 body.extend(stub_lines(r, task, lab))
             body.append(lines[r.end])
@@ -308,7 +321,7 @@ def fill(labs: dict[str, Lab], lab_id: str, out: Path, mutation: str | None) -> 
     applied = 0
     for p, (lines, regions) in views.items():
         filled = {}
-        for r in regions:
+        for r, key in zip(regions, region_keys(regions)):
             if r.lab != lab_id:
                 continue
             body = r.body
@@ -316,8 +329,7 @@ def fill(labs: dict[str, Lab], lab_id: str, out: Path, mutation: str | None) -> 
                 if mut["find"] in "".join(body):
                     body = mutate(body, mut, f"{p.relative_to(ROOT)} region {r.task}")
                     applied += 1
-            filled.setdefault(r.task, [])
-            filled[r.task] = body  # one region per task per file
+            filled[key] = body  # each region its own body (a task may have several in a file)
         dest = out / p.relative_to(ENGINE)
         dest.parent.mkdir(parents=True, exist_ok=True)
         text = render(p, lines, regions, lab, fill=filled)

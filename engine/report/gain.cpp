@@ -1,6 +1,11 @@
+// The expected-gain arithmetic of the ranked list (see gain.h). Lab 07 task 4 (gain): the bodies
+// of expected_gain, launch_gain, speedup_gain and rank_by_gain; the argument checks (require_*)
+// and make() just below are given: each body uses them.
 #include "engine/report/gain.h"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "engine/core/error.h"
 
@@ -31,6 +36,7 @@ Gain make(double time_us, double saved_us, double step_us) {
 }  // namespace
 
 Gain expected_gain(double time_us_per_step, double pct_now, double pct_target, double step_us) {
+  // LAB 07 BEGIN gain: check each argument (require_* above; pct_target also <= 100), then time x (1 - now / target), 0 when now >= target (about 10 lines)
   const char* fn = "expected_gain";
   require_at_least_zero(time_us_per_step, "time_us_per_step", fn);
   require_at_least_zero(pct_now, "pct_now", fn);
@@ -42,24 +48,39 @@ Gain expected_gain(double time_us_per_step, double pct_now, double pct_target, d
   // Already at or past the target: the rule promises nothing (never a negative gain).
   const double saved = pct_now >= pct_target ? 0 : time_us_per_step * (1 - pct_now / pct_target);
   return make(time_us_per_step, saved, step_us);
+  // LAB 07 END gain
 }
 
 Gain launch_gain(double launches_per_step, double gap_us_per_launch, double step_us) {
+  // LAB 07 BEGIN gain: check the arguments, then launches x gap: the time is the gaps themselves (about 5 lines)
   const char* fn = "launch_gain";
   require_at_least_zero(launches_per_step, "launches_per_step", fn);
   require_at_least_zero(gap_us_per_launch, "gap_us_per_launch", fn);
   require_positive(step_us, "step_us", fn);
   return make(launches_per_step * gap_us_per_launch, launches_per_step * gap_us_per_launch,
               step_us);
+  // LAB 07 END gain
 }
 
 Gain speedup_gain(double time_us_per_step, double speedup, double step_us) {
+  // LAB 07 BEGIN gain: check the arguments, then time x (1 - 1 / speedup), 0 when speedup <= 1 (about 6 lines)
   const char* fn = "speedup_gain";
   require_at_least_zero(time_us_per_step, "time_us_per_step", fn);
   require_positive(speedup, "speedup", fn);
   require_positive(step_us, "step_us", fn);
   const double saved = speedup <= 1 ? 0 : time_us_per_step * (1 - 1 / speedup);
   return make(time_us_per_step, saved, step_us);
+  // LAB 07 END gain
+}
+
+std::vector<size_t> rank_by_gain(const std::vector<Gain>& gains) {
+  // LAB 07 BEGIN gain: the indexes 0..n-1, the largest saved_us first; a STABLE sort keeps equal savings in their order (about 6 lines)
+  std::vector<size_t> order(gains.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return gains[a].saved_us > gains[b].saved_us; });
+  return order;
+  // LAB 07 END gain
 }
 
 GainTarget gain_target(const std::string& verdict, bool tensor_op) {

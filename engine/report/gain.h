@@ -9,15 +9,19 @@
 //   Gain l = launch_gain(16, 1.8, 1650);         // 28.8 us, 1.75% of the step
 //   // a configuration an experiment measured 1.30x faster, applied to the kernel's time:
 //   Gain s = speedup_gain(120, 1.30, 1650);      // 120 x (1 - 1/1.30) = 27.7 us
+//   // the order of the ranked list, the largest saving first: g (44.0), l (28.8), s (27.7)
+//   std::vector<size_t> order = rank_by_gain({l, s, g});   // {2, 0, 1}
 //
 // The time a kernel saves when it runs at pct_target % of its roof instead of pct_now %: its time
 // scales with 1 / (% of roof) (the same bytes or FLOPs at a higher rate), so
 //   saved = time x (1 - pct_now / pct_target)      (0 when pct_now >= pct_target)
 // Bad input (negative or non-finite numbers, a target of 0 or above 100, a step of 0) throws
-// InvalidArgument naming the argument and its value.
+// InvalidArgument naming the argument and its value. Lab 07's task 4 is these four functions.
 #pragma once
 
+#include <cstddef>
 #include <string>
+#include <vector>
 
 namespace day18::report {
 
@@ -37,6 +41,12 @@ Gain launch_gain(double launches_per_step, double gap_us_per_launch, double step
 // A measured speedup applied to a kernel's time: time x (1 - 1 / speedup) (0 when speedup <= 1).
 // time_us_per_step >= 0, speedup > 0, step_us > 0.
 Gain speedup_gain(double time_us_per_step, double speedup, double step_us);
+
+// The order of the ranked list (report.h's proposals()): the indexes 0..n-1 of `gains`, the
+// largest saved_us first; equal savings keep their order (the analysis's, then the experiments').
+// The ranking is by the time a change saves per step, not by the lowest % of roof nor by the
+// longest kernel: a kernel far below its roof that takes 3 us of the step is not the first to fix.
+std::vector<size_t> rank_by_gain(const std::vector<Gain>& gains);
 
 // The roof % the ranked list aims at for a verdict (classifier.h's bound_name()), and the rule
 // in words; target 0 = no roof target for this verdict (latency-bound: launch_gain; near the

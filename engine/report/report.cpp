@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "engine/core/error.h"
+
 namespace day18::report {
 namespace {
 
@@ -744,12 +746,28 @@ std::vector<Proposal> proposals(const ReportInputs& in) {
       out.push_back(std::move(p));
     }
   }
-  std::stable_sort(out.begin(), out.end(), [](const Proposal& x, const Proposal& y) {
-    if (x.ranked != y.ranked) return x.ranked;
-    if (x.ranked && x.gain.saved_us != y.gain.saved_us) return x.gain.saved_us > y.gain.saved_us;
-    return false;
-  });
-  return out;
+  // The ranked ones first, in rank_by_gain's order; then the others, in their order.
+  std::vector<Proposal> ranked, rest, sorted;
+  for (Proposal& p : out) (p.ranked ? ranked : rest).push_back(std::move(p));
+  std::vector<Gain> gains;
+  for (const Proposal& p : ranked) gains.push_back(p.gain);
+  const std::vector<size_t> order = rank_by_gain(gains);
+  // rank_by_gain is a lab's task (lab 07 task 4): an order that is not a permutation is refused
+  // here, not followed out of bounds.
+  std::vector<bool> seen(ranked.size(), false);
+  if (order.size() != ranked.size())
+    throw Error("rank_by_gain returned " + std::to_string(order.size()) + " indexes for " +
+                std::to_string(ranked.size()) + " gains (it must return each index once)");
+  for (size_t i : order) {
+    if (i >= ranked.size() || seen[i])
+      throw Error("rank_by_gain returned index " + std::to_string(i) +
+                  (i >= ranked.size() ? " out of range" : " twice") + " for " +
+                  std::to_string(ranked.size()) + " gains (it must return each index once)");
+    seen[i] = true;
+    sorted.push_back(std::move(ranked[i]));
+  }
+  for (Proposal& p : rest) sorted.push_back(std::move(p));
+  return sorted;
 }
 
 std::string report_markdown(const ReportInputs& in) {

@@ -55,7 +55,8 @@ struct Proposal {
 };
 // The list of section 5: roofline targets for each analysis kernel (gain_target), launch gaps for
 // latency-bound ones (from the trace), and the block-size experiments' measured speedups applied
-// to the analysis kernel they tuned; ranked ones first, by saved_us (ties keep that order).
+// to the analysis kernel they tuned; ranked ones first, in rank_by_gain()'s order (by saved_us,
+// ties keep that order), then the others in that order.
 std::vector<Proposal> proposals(const ReportInputs& in);
 
 std::string report_markdown(const ReportInputs& in);

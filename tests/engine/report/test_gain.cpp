@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "engine/core/error.h"
 #include "engine/report/gain.h"
@@ -92,6 +93,17 @@ TEST(SpeedupGain, AMeasuredSpeedupSavesTimeTimesOneMinusItsInverse) {
   EXPECT_EQ(speedup_gain(200, 0.8, 1000).saved_us, 0);  // slower: no gain, never negative
   EXPECT_NE(message_of([] { speedup_gain(1, 0, 10); }).find("speedup must be > 0, got 0"),
             std::string::npos);
+}
+
+TEST(RankByGain, TheLargestSavingFirstAndEqualSavingsKeepTheirOrder) {
+  auto saving = [](double us) { return Gain{us, us, 0}; };
+  EXPECT_EQ(rank_by_gain({saving(10), saving(20), saving(10), saving(30)}),
+            (std::vector<size_t>{3, 1, 0, 2}));
+  EXPECT_TRUE(rank_by_gain({}).empty());
+  // The header's example: g 44.0, l 28.8, s 27.7 us, given as {l, s, g}.
+  EXPECT_EQ(rank_by_gain({launch_gain(16, 1.8, 1650), speedup_gain(120, 1.30, 1650),
+                          expected_gain(120, 57, 90, 1650)}),
+            (std::vector<size_t>{2, 0, 1}));
 }
 
 TEST(GainTarget, MemoryBoundAndUncoalescedAimAt90PctOfPComputeBoundAt70PctOfThePeak) {
