@@ -1,5 +1,7 @@
 // PagedAttention (vLLM's paged_attention_v1 / paged_attention_v2) over the engine's KV-cache
-// layout.
+// layout, with fp32 FMAs: every dtype, the thread-block-size experiment's subject, and the decode
+// path of float32. float16 / bfloat16 decode runs the tensor-core kernel by default
+// (paged_attention_mma.h), which reuses this file's v2 reduce kernel.
 //
 // Each query token attends to the first context_len keys of its sequence. The keys and values of a
 // sequence are scattered over fixed-size KV blocks; block_tables[s][i] is the physical block that
