@@ -322,6 +322,8 @@ int log2_exact(int x) {
 template <typename F>
 void dispatch_head(int head_size, F&& f) {
   switch (head_size) {
+    case 32:
+      return f.template operator()<32>();
     case 64:
       return f.template operator()<64>();
     case 80:
@@ -332,6 +334,8 @@ void dispatch_head(int head_size, F&& f) {
       return f.template operator()<112>();
     case 128:
       return f.template operator()<128>();
+    case 192:
+      return f.template operator()<192>();
     case 256:
       return f.template operator()<256>();
     default:
