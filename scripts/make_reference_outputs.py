@@ -15,10 +15,16 @@ tests/engine/golden runs every file through the CPU oracle and the CUDA kernel.
 Run it where torch is installed (the GPU machine has it; CPU torch works too):
     python3 scripts/make_reference_outputs.py                # all families, on cuda if present
     python3 scripts/make_reference_outputs.py --family rotary --device cpu
+    python3 scripts/make_reference_outputs.py --family attention --case 'paged_attention_head32_*'
+
+--case writes only the cases whose name matches (fnmatch patterns, repeatable): every case of the
+family is still computed in order, so the random inputs of the new ones are what a full run gives,
+but the files of the others, and their manifest entries, stay as they are.
 """
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import importlib
 import json
 import pathlib
@@ -56,22 +62,33 @@ def main() -> None:
                     help="where PyTorch computes the references (default: cuda if available)")
     ap.add_argument("--seed", type=int, default=1818, help="base seed; each case adds its index")
     ap.add_argument("--out", type=pathlib.Path, default=ROOT / "reference" / "outputs")
+    ap.add_argument("--case", action="append", metavar="GLOB",
+                    help="only write the cases whose name matches (fnmatch, repeatable); the "
+                         "others keep their files and manifest entries")
     args = ap.parse_args()
+
+    def selected(name: str) -> bool:
+        return not args.case or any(fnmatch.fnmatchcase(name, g) for g in args.case)
 
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"cases": []}
     families = args.family or FAMILIES
-    keep = [c for c in manifest["cases"] if c.get("family") not in families]
+    keep = [c for c in manifest["cases"]
+            if c.get("family") not in families or not selected(c["name"])]
     entries = []
     for fam in families:
         mod = importlib.import_module(f"reference_ops.{fam}")
         for i, case in enumerate(mod.cases(args.device, args.seed)):
+            if not selected(case.name):
+                continue
             seed = args.seed
             entry = write_case(case, args.out, seed, args.device)
             entry["family"] = fam
             entries.append(entry)
             print(f"  {fam:10s} {case.name}")
+    if args.case and not entries:
+        sys.exit(f"no case of {', '.join(families)} matches --case {' '.join(args.case)}")
     manifest = {"generator": "scripts/make_reference_outputs.py", "torch_version": torch.__version__,
                 "device": args.device,
                 "gpu": torch.cuda.get_device_name() if args.device == "cuda" else None,

@@ -11,6 +11,9 @@
 //   BM_paged_attention/head:64/batch:B/ctx:C/max_ctx:M/version:V  llama-1b decode shapes
 //   BM_paged_attention/bf16/<name>               bf16 at the target shapes and B=256, ctx 8192
 //                                                (the names above are fp16)
+//   BM_paged_attention/head:D/batch:B/ctx:4096/version:0   the head sizes with the extreme
+//                                     thread mappings (32; 192, a quarter of each warp idle)
+//                                     beside 256, same heads: compare their % of P
 //
 // bytes = K and V of every sequence read once + query + out (GQA heads share their KV head).
 //
@@ -172,6 +175,12 @@ const bool registered = [] {
         reg(detail::concat("head:64/batch:", b, "/ctx:", ctx, "/max_ctx:", max_ctx,
                            "/version:", name),
             b, ctx, v, 128, 0, 64, max_ctx);
+  // Head 192 maps a warp to a key with 8 lanes idle (paged_attention.cu): its bytes per second
+  // against head 256's (every lane busy, same instructions per key) and head 32's.
+  for (int64_t d : {32, 192, 256})
+    for (int64_t b : {1, 64})
+      reg(detail::concat("head:", d, "/batch:", b, "/ctx:4096/version:0"), b, 4096, V::automatic,
+          128, 0, d);
   for (int64_t b : {1, 16, 64, 256})
     for (int ctx : {512, 2048, 8192})
       for (auto [v, name] : {std::pair{V::automatic, 0}, {V::v1, 1}, {V::v2, 2}, {V::readable, 3}})

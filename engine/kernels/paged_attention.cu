@@ -25,8 +25,23 @@
 //   - Phase 2: same mapping over V rows; each thread accumulates its 8 output elements x heads
 //     in fp32, weights read from shared memory; groups and warps are reduced at the end through
 //     shared memory (reusing the logits space).
-// Head sizes whose vector count is not a power of two (80, 96, 112) round TPK up and leave a few
-// threads of each group idle.
+// The mapping of every head size keeps ONE 16-byte vector per thread and row (two for fp32 at
+// 192 and 256), so q and the accumulators cost 8 fp32 registers per head whatever the size, and
+// TPK = the vector count rounded up to a power of two, at most a warp (Geometry):
+//   head             32   64   80   96  112  128  192  256
+//   fp16/bf16 TPK     4    8   16   16   16   16   32   32   keys per warp load: 32 / TPK
+//   fp32 TPK          8   16   32   32   32   32   32   32   (NV = 2 at 192 and 256)
+// Sizes whose vector count is not a power of two (80, 96, 112, 192) leave lanes idle: 192 leaves
+// 8 of 32 (fp32: 16 of 32 in the second vector), a quarter of the warp. Kept on purpose. The
+// mapping that idles no lane at 192 is TPK = 8 (fp32: 16) with 3 vectors per thread; then each
+// thread holds 3 vectors of q and of the output for each of the kMaxHeadsPerBlock heads: ptxas
+// gives 159 registers instead of 96 (fp16, 128 threads), i.e. at most 3 blocks (12 warps) per SM
+// instead of 5 (20 warps). Both put 3 KB of K/V loads in flight per warp step (8 loads x 24 lanes, or
+// 2 x 3 loads x 32 lanes, of 16 bytes), so the idle-lane mapping keeps 5/3 as many bytes in
+// flight per SM, which is what the bandwidth-bound decode needs. What it pays is issue slots:
+// each key costs the instructions of a head-256 key (FMAs, 5 shuffle levels) for 3/4 of the
+// bytes, which would matter only where the kernel runs out of issue bandwidth rather than of
+// bytes in flight (4 heads per block); not measured.
 //
 // The reduce kernel of v2 is launched with programmatic dependent launch (PDL): its blocks are
 // scheduled while the main kernel's last wave runs and wait (griddepcontrol.wait) for its results,
@@ -454,27 +469,11 @@ __global__ void __launch_bounds__(kReduceThreads) paged_attention_v2_reduce_kern
   }
 }
 
-// Calls f.template operator()<H>() for a supported head size.
+// Calls f.template operator()<H>() for a head size of kPagedAttentionHeadSizes, or throws.
 template <typename F>
 void dispatch_head_size(int head_size, F&& f) {
-  switch (head_size) {
-    case 64:
-      return f.template operator()<64>();
-    case 80:
-      return f.template operator()<80>();
-    case 96:
-      return f.template operator()<96>();
-    case 112:
-      return f.template operator()<112>();
-    case 128:
-      return f.template operator()<128>();
-    case 256:
-      return f.template operator()<256>();
-    default:
-      break;
-  }
-  DAY18_REQUIRE(false, "paged_attention: head_size ", head_size,
-                " has no kernel (supported: 64, 80, 96, 112, 128, 256)");
+  DAY18_REQUIRE(dispatch_paged_attention_head_size(head_size, f), "paged_attention: head_size ",
+                head_size, " has no kernel (supported: ", paged_attention_head_sizes_text(), ")");
 }
 
 int log2_exact(int x) {
@@ -527,6 +526,9 @@ void launch_main(const Common& c, dim3 grid, size_t smem, T* out, float* exp_sum
 }  // namespace
 
 bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads) {
+  const bool compiled = (dtype == DType::f32 || dtype == DType::f16 || dtype == DType::bf16) &&
+                        dispatch_paged_attention_head_size(head_size, []<int>() {});
+  if (!compiled) return false;
   if (num_threads == 128) return true;
   return dtype == DType::f16 && head_size == 128 &&
          (num_threads == 64 || num_threads == 256 || num_threads == 512);
@@ -554,71 +556,6 @@ size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_
   return std::max(reduction, logits) + block_ids;
 }
 
-// Grid: x = num_tokens * (num_heads / heads_per_block) (the heads of one KV group folded into a
-// block, head chunks of one token adjacent), y = 1. Block: num_threads (default 128) threads;
-// a group of TPK threads per key token, 16-byte loads (see the top of this file).
-void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& key_cache,
-                        const Tensor& value_cache, const Tensor& block_tables,
-                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
-                        int max_context_len, int num_threads, cudaStream_t stream) {
-  const Common c = common_of(query, key_cache, block_tables, max_context_len);
-  if (c.num_tokens == 0) return;
-  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), 1);
-  const size_t smem =
-      paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, max_context_len);
-  dispatch_float(query.dtype(), [&]<typename T>() {
-    dispatch_head_size(c.head_size, [&]<int H>() {
-      auto go = [&]<int NT>() {
-        launch_main<T, H, NT>(c, grid, smem, out.ptr<T>(), nullptr, nullptr, nullptr, query,
-                              key_cache, value_cache, block_tables, seq_idx, context_lens, scale,
-                              max_context_len, 0, 1, stream);
-      };
-      // Thread-count variants only where the block-size experiment uses them (compile time).
-      if constexpr (std::is_same_v<T, __half> && H == 128) {
-        switch (num_threads) {
-          case 64:
-            return go.template operator()<64>();
-          case 256:
-            return go.template operator()<256>();
-          case 512:
-            return go.template operator()<512>();
-          default:
-            break;
-        }
-      }
-      DAY18_REQUIRE(num_threads == 128, "paged_attention_v1: num_threads ", num_threads,
-                    " not compiled for this dtype/head_size (only 128)");
-      go.template operator()<128>();
-    });
-  });
-}
-
-// Grid: x = num_tokens * (num_heads / heads_per_block), y = max_num_partitions; 128 threads.
-// Then the reduce kernel: one block of kReduceThreads threads per (token, head), launched with
-// programmatic dependent launch so that its launch overlaps the main kernel's tail.
-void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
-                        const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
-                        const Tensor& value_cache, const Tensor& block_tables,
-                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
-                        int max_context_len, int partition_size, cudaStream_t stream) {
-  const Common c = common_of(query, key_cache, block_tables, max_context_len);
-  if (c.num_tokens == 0) return;
-  const int max_num_partitions = static_cast<int>(exp_sums.size(2));
-  constexpr int kThreads = kPagedAttentionDefaultThreads;
-  const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), max_num_partitions);
-  const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, kThreads, partition_size);
-  dispatch_float(query.dtype(), [&]<typename T>() {
-    dispatch_head_size(c.head_size, [&]<int H>() {
-      launch_main<T, H, kThreads>(c, grid, smem, nullptr, exp_sums.ptr<float>(),
-                                  max_logits.ptr<float>(), tmp_out.ptr<float>(), query, key_cache,
-                                  value_cache, block_tables, seq_idx, context_lens, scale,
-                                  max_context_len, partition_size, max_num_partitions, stream);
-    });
-  });
-  paged_attention_v2_reduce(out, exp_sums, max_logits, tmp_out, seq_idx, context_lens, c.num_seqs,
-                            max_context_len, partition_size, stream);
-}
-
 void paged_attention_v2_reduce(const Tensor& out, const Tensor& exp_sums,
                                const Tensor& max_logits, const Tensor& tmp_out,
                                const Tensor& seq_idx, const Tensor& context_lens, int num_seqs,
@@ -643,10 +580,11 @@ void paged_attention_v2_reduce(const Tensor& out, const Tensor& exp_sums,
   });
 }
 
-// ---- The tuning experiments: explicit launch configurations and occupancy queries -------------
+// ---- The launch path of v1 and v2, plain (the engine's) and configured (the experiments) ----
 namespace {
 
 // Calls f.template operator()<NT>() for a compiled thread count of (T, H), or throws naming it.
+// Thread-count variants exist only where the block-size experiment uses them (compile time).
 template <typename T, int H, typename F>
 void dispatch_threads(int num_threads, const char* what, F&& f) {
   if constexpr (std::is_same_v<T, __half> && H == 128) {
@@ -668,6 +606,7 @@ void dispatch_threads(int num_threads, const char* what, F&& f) {
   f.template operator()<128>();
 }
 
+// heads_per_block 0: the automatic choice (paged_attention_heads_per_block, in common_of).
 Common configured_common(const Tensor& query, const Tensor& key_cache, const Tensor& block_tables,
                          int max_context_len, int heads_per_block, const char* what) {
   Common c = common_of(query, key_cache, block_tables, max_context_len);
@@ -688,43 +627,18 @@ void require_shared_fits(size_t smem, const char* what) {
                                          max_shared_bytes_per_block()));
 }
 
-}  // namespace
-
-const void* paged_attention_kernel_function(DType dtype, int head_size, int num_threads,
-                                            size_t shared_bytes) {
-  if (!paged_attention_v1_has_threads(dtype, head_size, num_threads)) return nullptr;
-  const void* fn = nullptr;
-  dispatch_float(dtype, [&]<typename T>() {
-    dispatch_head_size(head_size, [&]<int H>() {
-      dispatch_threads<T, H>(num_threads, "paged_attention_kernel_function", [&]<int NT>() {
-        auto kernel = paged_attention_kernel<T, H, NT>;
-        if (shared_bytes > kSharedBytesWithoutOptIn)
-          DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel,
-                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(shared_bytes)));
-        fn = reinterpret_cast<const void*>(kernel);
-      });
-    });
-  });
-  return fn;
-}
-
-bool paged_attention_heads_per_block_valid(int num_heads, int num_kv_heads, int heads_per_block) {
-  if (heads_per_block < 1 || heads_per_block > kMaxHeadsPerBlock || num_kv_heads <= 0) return false;
-  const int ratio = num_heads / num_kv_heads;
-  return ratio % heads_per_block == 0;
-}
-
-// Grid and block as paged_attention_v1, with num_threads and heads_per_block given.
-void paged_attention_v1_configured(const Tensor& out, const Tensor& query, const Tensor& key_cache,
-                                   const Tensor& value_cache, const Tensor& block_tables,
-                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
-                                   int max_context_len, int num_threads, int heads_per_block,
-                                   cudaStream_t stream) {
-  const char* what = "paged_attention_v1_configured";
+// v1. Grid: x = num_tokens * (num_heads / heads_per_block) (the heads of one KV group folded into
+// a block, head chunks of one token adjacent), y = 1. Block: num_threads threads; a group of TPK
+// threads per key token, 16-byte loads (see the top of this file). `what` names the public call
+// in error messages.
+void launch_v1(const char* what, const Tensor& out, const Tensor& query, const Tensor& key_cache,
+               const Tensor& value_cache, const Tensor& block_tables, const Tensor& seq_idx,
+               const Tensor& context_lens, float scale, int max_context_len, int num_threads,
+               int heads_per_block, cudaStream_t stream) {
   const Common c =
       configured_common(query, key_cache, block_tables, max_context_len, heads_per_block, what);
-  const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, max_context_len);
+  const size_t smem =
+      paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, max_context_len);
   require_shared_fits(smem, what);
   if (c.num_tokens == 0) return;
   const dim3 grid(c.num_tokens * (c.num_heads / c.hpb), 1);
@@ -739,15 +653,14 @@ void paged_attention_v1_configured(const Tensor& out, const Tensor& query, const
   });
 }
 
-// Grid and block as paged_attention_v2, with num_threads and heads_per_block given.
-void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
-                                   const Tensor& max_logits, const Tensor& tmp_out,
-                                   const Tensor& query, const Tensor& key_cache,
-                                   const Tensor& value_cache, const Tensor& block_tables,
-                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
-                                   int max_context_len, int partition_size, int num_threads,
-                                   int heads_per_block, cudaStream_t stream) {
-  const char* what = "paged_attention_v2_configured";
+// v2. Grid: x = num_tokens * (num_heads / heads_per_block), y = max_num_partitions; num_threads
+// threads. Then the reduce kernel: one block of kReduceThreads threads per (token, head),
+// launched with programmatic dependent launch so that its launch overlaps the main kernel's tail.
+void launch_v2(const char* what, const Tensor& out, const Tensor& exp_sums,
+               const Tensor& max_logits, const Tensor& tmp_out, const Tensor& query,
+               const Tensor& key_cache, const Tensor& value_cache, const Tensor& block_tables,
+               const Tensor& seq_idx, const Tensor& context_lens, float scale, int max_context_len,
+               int partition_size, int num_threads, int heads_per_block, cudaStream_t stream) {
   const Common c =
       configured_common(query, key_cache, block_tables, max_context_len, heads_per_block, what);
   const size_t smem = paged_attention_shared_bytes(c.hpb, c.head_size, num_threads, partition_size);
@@ -767,6 +680,75 @@ void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
   });
   paged_attention_v2_reduce(out, exp_sums, max_logits, tmp_out, seq_idx, context_lens, c.num_seqs,
                             max_context_len, partition_size, stream);
+}
+
+}  // namespace
+
+// The plain launchers are the configured ones at the defaults: heads_per_block automatic, and for
+// v2 kPagedAttentionDefaultThreads threads.
+void paged_attention_v1(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                        int max_context_len, int num_threads, cudaStream_t stream) {
+  launch_v1("paged_attention_v1", out, query, key_cache, value_cache, block_tables, seq_idx,
+            context_lens, scale, max_context_len, num_threads, /*heads_per_block=*/0, stream);
+}
+
+void paged_attention_v2(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,
+                        const Tensor& tmp_out, const Tensor& query, const Tensor& key_cache,
+                        const Tensor& value_cache, const Tensor& block_tables,
+                        const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                        int max_context_len, int partition_size, cudaStream_t stream) {
+  launch_v2("paged_attention_v2", out, exp_sums, max_logits, tmp_out, query, key_cache, value_cache,
+            block_tables, seq_idx, context_lens, scale, max_context_len, partition_size,
+            kPagedAttentionDefaultThreads, /*heads_per_block=*/0, stream);
+}
+
+void paged_attention_v1_configured(const Tensor& out, const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int num_threads, int heads_per_block,
+                                   cudaStream_t stream) {
+  launch_v1("paged_attention_v1_configured", out, query, key_cache, value_cache, block_tables,
+            seq_idx, context_lens, scale, max_context_len, num_threads, heads_per_block, stream);
+}
+
+void paged_attention_v2_configured(const Tensor& out, const Tensor& exp_sums,
+                                   const Tensor& max_logits, const Tensor& tmp_out,
+                                   const Tensor& query, const Tensor& key_cache,
+                                   const Tensor& value_cache, const Tensor& block_tables,
+                                   const Tensor& seq_idx, const Tensor& context_lens, float scale,
+                                   int max_context_len, int partition_size, int num_threads,
+                                   int heads_per_block, cudaStream_t stream) {
+  launch_v2("paged_attention_v2_configured", out, exp_sums, max_logits, tmp_out, query, key_cache,
+            value_cache, block_tables, seq_idx, context_lens, scale, max_context_len,
+            partition_size, num_threads, heads_per_block, stream);
+}
+
+// ---- The tuning experiments: occupancy queries --------------------------------------------------
+
+const void* paged_attention_kernel_function(DType dtype, int head_size, int num_threads,
+                                            size_t shared_bytes) {
+  if (!paged_attention_v1_has_threads(dtype, head_size, num_threads)) return nullptr;
+  const void* fn = nullptr;
+  dispatch_float(dtype, [&]<typename T>() {
+    dispatch_head_size(head_size, [&]<int H>() {
+      dispatch_threads<T, H>(num_threads, "paged_attention_kernel_function", [&]<int NT>() {
+        auto kernel = paged_attention_kernel<T, H, NT>;
+        if (shared_bytes > kSharedBytesWithoutOptIn)
+          DAY18_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(shared_bytes)));
+        fn = reinterpret_cast<const void*>(kernel);
+      });
+    });
+  });
+  return fn;
+}
+
+bool paged_attention_heads_per_block_valid(int num_heads, int num_kv_heads, int heads_per_block) {
+  if (heads_per_block < 1 || heads_per_block > kMaxHeadsPerBlock || num_kv_heads <= 0) return false;
+  const int ratio = num_heads / num_kv_heads;
+  return ratio % heads_per_block == 0;
 }
 
 }  // namespace day18::cuda

@@ -19,7 +19,10 @@
 // in every output element, and context_len == 0 (a padding token, e.g. in a CUDA graph padded
 // batch) gets zeros. Physical block ids in block_tables are trusted.
 //
-// Launchers validate nothing (engine/ops/attention.h does), take the stream last, and run on the
+// Launchers validate only what the launch itself needs (engine/ops/attention.h validates the
+// rest): that the block's shared memory fits the device (paged_attention_shared_bytes <=
+// max_shared_bytes_per_block()), that the thread count is compiled, and that the head size is.
+// Each failure is an InvalidArgument naming the call. They take the stream last and run on the
 // tensors' device. The readable version of v1 (vLLM's one block per (token, head), three plain
 // phases) is beside these, in paged_attention_readable.h.
 #pragma once
@@ -27,13 +30,19 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <iterator>
+#include <string>
+#include <utility>
 
 #include "engine/core/tensor.h"
 
 namespace day18::cuda {
 
-// Head sizes and KV block sizes the kernels are compiled for.
-inline constexpr int kPagedAttentionHeadSizes[] = {64, 80, 96, 112, 128, 256};
+// Head sizes and KV block sizes the kernels are compiled for. The head sizes are vLLM's
+// (PagedAttention.get_supported_head_sizes); this list is the one place they are named: the
+// dispatch of the decode and prefill kernels, the ops layer's and the model config's checks and
+// their error messages (paged_attention_head_sizes_text) all follow it.
+inline constexpr int kPagedAttentionHeadSizes[] = {32, 64, 80, 96, 112, 128, 192, 256};
 inline constexpr int kPagedAttentionBlockSizes[] = {8, 16, 32};
 // Thread counts of v1 (the thread-block-size experiment). 128 exists for every head size and
 // dtype; 64/256/512 only for fp16 with head_size 128 (compile time: see paged_attention.cu).
@@ -42,7 +51,28 @@ inline constexpr int kPagedAttentionDefaultThreads = 128;
 // One thread block handles up to this many query heads of ONE KV group (see the .cu).
 inline constexpr int kMaxHeadsPerBlock = 4;
 
-// True when a v1 kernel with this many threads exists for (dtype, head_size).
+// "32, 64, 80, 96, 112, 128, 192, 256": kPagedAttentionHeadSizes for error messages.
+inline std::string paged_attention_head_sizes_text() {
+  std::string s;
+  for (int h : kPagedAttentionHeadSizes) s += (s.empty() ? "" : ", ") + std::to_string(h);
+  return s;
+}
+
+// Host side: calls f.template operator()<H>() with H the entry of kPagedAttentionHeadSizes that
+// equals head_size, and returns true; returns false, calling nothing, for any other head_size.
+// Instantiates f once per entry, so a size added to the list is compiled by every kernel that
+// dispatches through this (paged_attention.cu, prefill_attention.cu).
+template <typename F>
+bool dispatch_paged_attention_head_size(int head_size, F&& f) {
+  return [&]<size_t... I>(std::index_sequence<I...>) {
+    return ((head_size == kPagedAttentionHeadSizes[I] &&
+             (f.template operator()<kPagedAttentionHeadSizes[I]>(), true)) ||
+            ...);
+  }(std::make_index_sequence<std::size(kPagedAttentionHeadSizes)>{});
+}
+
+// True when a v1 kernel with this many threads exists for (dtype, head_size): a float dtype, a
+// head size of kPagedAttentionHeadSizes, and 128 threads, or 64/256/512 for fp16 head_size 128.
 bool paged_attention_v1_has_threads(DType dtype, int head_size, int num_threads);
 
 // Query heads one thread block processes: the largest divisor of num_heads/num_kv_heads that is
@@ -65,7 +95,9 @@ size_t paged_attention_shared_bytes(int heads_per_block, int head_size, int num_
 
 // v1: the whole context of one (token, KV group) in one thread block; logits of the whole
 // context in shared memory. Needs paged_attention_shared_bytes(..., max_context_len) <=
-// max_shared_bytes_per_block() (engine/core/device.h).
+// max_shared_bytes_per_block() (engine/core/device.h), else InvalidArgument (use v2).
+// num_threads: paged_attention_v1_has_threads. Heads per block: the automatic choice. The same
+// launch as paged_attention_v1_configured(..., num_threads, 0, stream).
 void paged_attention_v1(
     const Tensor& out,           // [num_tokens, num_heads, head_size]
     const Tensor& query,         // [num_tokens, num_heads, head_size]
@@ -79,7 +111,8 @@ void paged_attention_v1(
 // v2: split-K. The context is cut into partitions of partition_size tokens; one thread block per
 // (token, KV group, partition) writes that partition's normalized output and softmax statistics
 // into the fp32 workspace, and a reduce kernel combines the partitions into `out`.
-// max_num_partitions = ceil(max_context_len / partition_size).
+// max_num_partitions = ceil(max_context_len / partition_size). kPagedAttentionDefaultThreads
+// threads, heads per block automatic: paged_attention_v2_configured(..., 128, 0, stream).
 void paged_attention_v2(
     const Tensor& out,           // [num_tokens, num_heads, head_size]
     const Tensor& exp_sums,      // [num_tokens, num_heads, max_num_partitions] f32
@@ -117,8 +150,9 @@ const void* paged_attention_kernel_function(DType dtype, int head_size, int num_
 // num_heads / num_kv_heads (the heads of one block share one KV head).
 bool paged_attention_heads_per_block_valid(int num_heads, int num_kv_heads, int heads_per_block);
 
-// v1 and v2 exactly as above but with the launch configuration given instead of chosen:
-// num_threads (paged_attention_v1_has_threads) and heads_per_block (0 = the automatic choice,
+// v1 and v2 exactly as above (one launch path: the plain calls are these at the defaults) but
+// with the launch configuration given instead of chosen: num_threads
+// (paged_attention_v1_has_threads) and heads_per_block (0 = the automatic choice,
 // paged_attention_heads_per_block). v2 with num_threads != 128 runs the same main kernel at that
 // thread count (then the reduce kernel as always). Validates these two (InvalidArgument naming
 // them) and that the shared memory fits; everything else is as trusted as above.

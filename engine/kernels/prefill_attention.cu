@@ -26,6 +26,7 @@
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 #include "engine/kernels/mma.cuh"
+#include "engine/kernels/paged_attention.h"
 
 namespace day18::cuda {
 namespace {
@@ -67,7 +68,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(
   constexpr int KD = D / 16;             // k-steps of Q K^T
   constexpr int NO = D / 8;              // 8-column n-blocks of O
   constexpr int NS = kPrefillTileK / 8;  // 8-key n-blocks of S
-  constexpr bool kQInRegs = D <= 128;    // D = 256: Q fragments would need 64 more registers
+  constexpr bool kQInRegs = D <= 128;    // Q fragments for D = 192 / 256: 48 / 64 more registers
   constexpr int kLoadsQ = kPrefillTileQ * kChunks / kPrefillThreads;
   constexpr int kLoadsKV = kPrefillTileK * kChunks / kPrefillThreads;
   static_assert(D % 16 == 0 && kLoadsQ * kPrefillThreads == kPrefillTileQ * kChunks &&
@@ -353,31 +354,30 @@ void launch(const Tensor& out, const Tensor& query, const Tensor& key_cache,
   }
 }
 
+// The kernel is compiled for every head size of the decode kernels (kPagedAttentionHeadSizes): a
+// size that is not a multiple of 16 (the k of one mma) would need a list of its own here, its
+// prefill then taking the decode kernels (prefill_attention_supported false).
+constexpr bool every_head_size_is_a_multiple_of_16() {
+  for (int h : kPagedAttentionHeadSizes)
+    if (h % 16 != 0) return false;
+  return true;
+}
+static_assert(every_head_size_is_a_multiple_of_16(),
+              "prefill_attention_kernel<T, D> needs D % 16 == 0 for every compiled head size");
+
 template <typename T>
 void dispatch_head(int head_size, auto&& go) {
-  switch (head_size) {
-    case 64:
-      return go.template operator()<T, 64>();
-    case 80:
-      return go.template operator()<T, 80>();
-    case 96:
-      return go.template operator()<T, 96>();
-    case 112:
-      return go.template operator()<T, 112>();
-    case 128:
-      return go.template operator()<T, 128>();
-    case 256:
-      return go.template operator()<T, 256>();
-    default:
-      DAY18_REQUIRE(false, "prefill_attention: head_size ", head_size, " not compiled");
-  }
+  const bool compiled = dispatch_paged_attention_head_size(
+      head_size, [&]<int D>() { go.template operator()<T, D>(); });
+  DAY18_REQUIRE(compiled, "prefill_attention: head_size ", head_size,
+                " not compiled (supported: ", paged_attention_head_sizes_text(), ")");
 }
 
 }  // namespace
 
 bool prefill_attention_supported(DType dtype, int head_size) {
   if (dtype != DType::f16 && dtype != DType::bf16) return false;
-  for (int h : {64, 80, 96, 112, 128, 256})
+  for (int h : kPagedAttentionHeadSizes)
     if (h == head_size) return true;
   return false;
 }

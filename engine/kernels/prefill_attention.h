@@ -33,9 +33,13 @@
 // block_size], gets NaN in every output element; context_len == 0 gives zeros. Physical block
 // ids are trusted. Tokens outside every segment are not touched.
 //
-// Supported: float16 and bfloat16 (fp32 stays on the decode kernels: no fp32 mma), head_size 64,
-// 80, 96, 112, 128, 256, block_size 8, 16, 32 (a runtime value). 12 instantiations (dtype x head
-// size). The launcher validates nothing (engine/ops/attention.h does) and takes the stream last.
+// Supported: float16 and bfloat16 (fp32 stays on the decode kernels: no fp32 mma), every head
+// size of the decode kernels (kPagedAttentionHeadSizes: 32, 64, 80, 96, 112, 128, 192, 256, all
+// multiples of the mma's k = 16), block_size 8, 16, 32 (a runtime value). 16 instantiations (dtype
+// x head size). Head 32 keeps its Q fragments in registers as every head up to 128 does; heads 192
+// and 256 re-read them from shared memory (Q in registers would cost 48 / 64 more registers on top
+// of O's 96 / 128). The launcher validates nothing (engine/ops/attention.h does) and takes the
+// stream last.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -89,7 +89,8 @@ Dims check_common(const Tensor& out, const Tensor& query, const Tensor& key_cach
   d.num_heads = query.size(1);
   d.head_size = query.size(2);
   DAY18_REQUIRE(supported_head_size(d.head_size), "query: head_size ", d.head_size,
-                " not supported (supported head_size: 64, 80, 96, 112, 128, 256)");
+                " not supported (supported head_size: ", cuda::paged_attention_head_sizes_text(),
+                ")");
   expect_shape(out, "out", {d.num_tokens, d.num_heads, d.head_size});
   expect_dim(key_cache, "key_cache", 4);
   d.num_blocks = key_cache.size(0);

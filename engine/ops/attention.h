@@ -12,7 +12,8 @@
 //                 context_len == 0 marks a padding token: its output is zeros. Negative values
 //                 are rejected.
 // out = softmax(scale * q . K^T) V per head; query head h reads KV head h / (num_heads /
-// num_kv_heads) (GQA/MQA). Supported: head_size 64, 80, 96, 112, 128, 256; block_size 8, 16, 32.
+// num_kv_heads) (GQA/MQA). Supported: head_size 32, 64, 80, 96, 112, 128, 192, 256
+// (cuda::kPagedAttentionHeadSizes); block_size 8, 16, 32.
 // fp32 accumulation on the GPU, double on the CPU.
 //
 // What is validated: dtypes, shapes, devices (all tensors on one device), contiguity, alignment
@@ -198,8 +199,9 @@ void paged_attention(const Tensor& out, const Tensor& query, const Tensor& key_c
 // already keeps K/V reads low and fills the GPU (a decode step: 1 token per sequence).
 inline constexpr int kPrefillMinQueryTokens = 8;
 
-// True when the tensor-core kernel exists: float16 / bfloat16 and head_size 64, 80, 96, 112,
-// 128 or 256 (float32 has no fp16 tensor-core MMA: it stays on the decode kernels).
+// True when the tensor-core kernel exists: float16 / bfloat16 and a head_size of the decode
+// kernels (32, 64, 80, 96, 112, 128, 192 or 256; float32 has no fp16 tensor-core MMA: it stays on
+// the decode kernels).
 bool prefill_attention_available(DType dtype, int64_t head_size);
 
 // Every row of every segment (whatever its length) through the prefill kernel; rows outside the

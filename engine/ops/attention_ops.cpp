@@ -6,6 +6,7 @@
 #include <mutex>
 #include <numeric>
 
+#include "engine/kernels/paged_attention.h"
 #include "engine/ops/attention.h"
 #include "engine/ops/registry.h"
 #include "engine/profiling/cost_model.h"
@@ -162,7 +163,8 @@ void register_attention_ops(OpRegistry& r) {
       "(decode and causal prefill), GQA; v1, split-K v2 or the readable v1 per token, and the "
       "tensor-core prefill kernel for runs of more than 8 tokens of one sequence (f16/bf16)";
   op.inputs = {
-      {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16"},
+      {"query", "[num_tokens, num_heads, head_size] f32/f16/bf16; head_size " +
+                    cuda::paged_attention_head_sizes_text()},
       {"key_cache", "[num_blocks, num_kv_heads, block_size, head_size] same dtype"},
       {"value_cache", "[num_blocks, num_kv_heads, block_size, head_size] same dtype"},
       {"block_tables", "[num_seqs, max_blocks_per_seq] i32"},

@@ -5,13 +5,12 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/kernels/paged_attention.h"
+
 namespace day18 {
 namespace {
 
 using nlohmann::json;
-
-// Head sizes the PagedAttention kernels are instantiated for (engine/ops/attention.h).
-constexpr int64_t kSupportedHeadDims[] = {64, 80, 96, 112, 128, 256};
 
 int64_t get_int(const json& j, const std::string& key, const std::string& what) {
   DAY18_REQUIRE(j.contains(key), what, ": missing key '", key, "'");
@@ -181,10 +180,12 @@ void ModelConfig::validate(const std::string& what) const {
   positive(max_position, "max_position_embeddings");
   DAY18_REQUIRE(num_heads % num_kv_heads == 0, what, ": num_key_value_heads = ", num_kv_heads,
                 " does not divide num_attention_heads = ", num_heads);
+  // The head sizes the PagedAttention kernels are instantiated for.
   bool supported = false;
-  for (int64_t d : kSupportedHeadDims) supported |= d == head_dim;
+  for (int d : cuda::kPagedAttentionHeadSizes) supported |= d == head_dim;
   DAY18_REQUIRE(supported, what, ": head_dim = ", head_dim,
-                " is not supported by PagedAttention (64, 80, 96, 112, 128 or 256)");
+                " is not supported by PagedAttention (supported: ",
+                cuda::paged_attention_head_sizes_text(), ")");
   DAY18_REQUIRE(std::isfinite(rms_norm_eps) && rms_norm_eps > 0, what,
                 ": rms_norm_eps must be positive, got ", rms_norm_eps);
   DAY18_REQUIRE(std::isfinite(rope_theta) && rope_theta > 0, what,

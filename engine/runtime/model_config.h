@@ -42,7 +42,8 @@ struct ModelConfig {
 
   // Throws InvalidArgument naming the field when the model cannot run on this engine:
   // non-positive sizes, num_heads % num_kv_heads != 0, head_dim not one PagedAttention supports
-  // (64, 80, 96, 112, 128, 256), eps/theta not positive, vocab >= 2^31 (token ids are int32).
+  // (cuda::kPagedAttentionHeadSizes: 32, 64, 80, 96, 112, 128, 192, 256), eps/theta not
+  // positive, vocab >= 2^31 (token ids are int32).
   void validate(const std::string& what = "config") const;
 
   int64_t q_size() const { return num_heads * head_dim; }

@@ -102,3 +102,25 @@ def cases(device: str, seed: int) -> Iterator[Case]:
         yield case("v2_partitions", {"scale": 1 / math.sqrt(64), "version": "v2",
                                      "partition_size": part}, seq_lens=[ctx], num_heads=2,
                    num_kv_heads=1, head_size=64, block_size=32)
+        # The smallest and the non-power-of-two head sizes (32: 4 threads per key in fp16; 192:
+        # a warp per key with 8 lanes idle). Appended after the cases above so that their random
+        # inputs, drawn from the same generator, stay what they were. Decode: GQA 4 at head 32
+        # (contexts 1, 17 = one block + 1, 40), MHA at head 192 over 16-token partitions of
+        # 8-token blocks (forced v2). Prefill: one run of 17 (head 32) / 12 (head 192) tokens of
+        # a sequence, which takes the tensor-core prefill kernel on the GPU for fp16/bf16 (more
+        # than 8 tokens), and a short one beside it that takes the decode kernel.
+        yield case("head32_gqa", {"scale": 1 / math.sqrt(32)}, seq_lens=[1, 17, 40], num_heads=8,
+                   num_kv_heads=2, head_size=32, block_size=16)
+        yield case("head32_prefill", {"scale": 1 / math.sqrt(32)}, seq_lens=[17, 4], num_heads=4,
+                   num_kv_heads=1, head_size=32, block_size=16, prefill=True)
+        yield case("head192_mha_v2", {"scale": 1 / math.sqrt(192), "version": "v2",
+                                      "partition_size": 16}, seq_lens=[1, 17, 40], num_heads=2,
+                   num_kv_heads=2, head_size=192, block_size=8)
+        yield case("head192_prefill", {"scale": 1 / math.sqrt(192)}, seq_lens=[12, 3], num_heads=4,
+                   num_kv_heads=2, head_size=192, block_size=32, prefill=True)
+        # Every other compiled head size once (tests/engine/golden checks that each size of
+        # cuda::kPagedAttentionHeadSizes has a case): GQA 4, a context of one block + 1 and one
+        # shorter than a block.
+        for hs in (80, 96, 112, 128):
+            yield case(f"head{hs}", {"scale": 1 / math.sqrt(hs)}, seq_lens=[17, 3], num_heads=4,
+                       num_kv_heads=1, head_size=hs, block_size=16)

@@ -72,6 +72,52 @@ TEST(PagedAttentionOracle, GqaQueryHeadsReadTheirKvHead) {
     }
 }
 
+TEST(PagedAttentionOracle, HeadSizes32And192PassValidationAndReturnTheOneKeysValueRow) {
+  // Through the public call on the CPU backend (validation included): with one key per
+  // sequence, each query head's output is its KV head's value row (GQA 4 and MHA).
+  Rng rng(8);
+  for (int64_t hs : {32, 192})
+    for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 2}, {4, 4}}) {
+      const Shape s{h, kvh, hs, 16};
+      Problem p = make_problem(rng, DType::f32, s, {1, 1});
+      OwnedTensor out(p.query.sizes(), DType::f32, Storage::host);
+      poison(out);
+      paged_attention_v1(out, p.query, p.key_cache, p.value_cache, p.block_tables, p.seq_idx,
+                         p.context_lens, p.scale, p.max_context_len);
+      const int64_t max_blocks = p.block_tables.sizes()[1];
+      for (int64_t t = 0; t < 2; ++t) {
+        const int32_t blk = p.block_tables.ptr<int32_t>()[t * max_blocks];
+        for (int64_t q = 0; q < h; ++q)
+          for (int64_t d = 0; d < hs; ++d) {
+            const float want =
+                p.value_cache.ptr<float>()[((blk * kvh + q / (h / kvh)) * 16 + 0) * hs + d];
+            ASSERT_EQ(out.ptr<float>()[(t * h + q) * hs + d], want)
+                << label(DType::f32, s, "") << " token " << t << " head " << q << " d " << d;
+          }
+      }
+    }
+}
+
+// ---------------------------------------------------------------- kernels compiled (no GPU)
+
+TEST(PagedAttentionKernels, EveryListedHeadSizeHasAKernelForEveryDtype) {
+  // The dispatch instantiates one kernel per entry of kPagedAttentionHeadSizes; the occupancy
+  // query hands out its address (no CUDA call below 48 KB of shared memory), so this runs
+  // without a GPU. Sizes off the list have none.
+  for (DType dt : kDtypes) {
+    for (int hs : cuda::kPagedAttentionHeadSizes) {
+      EXPECT_TRUE(cuda::paged_attention_v1_has_threads(dt, hs, 128)) << dtype_name(dt) << " " << hs;
+      EXPECT_NE(cuda::paged_attention_kernel_function(dt, hs, 128, 0), nullptr)
+          << dtype_name(dt) << " head_size " << hs;
+    }
+    for (int hs : {16, 48, 72, 120, 160}) {
+      EXPECT_FALSE(cuda::paged_attention_v1_has_threads(dt, hs, 128)) << hs;
+      EXPECT_EQ(cuda::paged_attention_kernel_function(dt, hs, 128, 0), nullptr) << hs;
+    }
+  }
+  EXPECT_EQ(cuda::paged_attention_head_sizes_text(), "32, 64, 80, 96, 112, 128, 192, 256");
+}
+
 // ---------------------------------------------------------------- plan (no GPU needed)
 
 TEST(PagedAttentionPlan, SmallBatchLongContextUsesV2WithEnoughPartitions) {
@@ -185,7 +231,7 @@ TEST(PagedAttentionCuda, DecodeMatchesOracleForEveryDtypeAndHeadSize) {
   DAY18_REQUIRE_GPU();
   Rng rng(18);
   for (DType dt : kDtypes)
-    for (int64_t hs : {64, 80, 96, 112, 128, 256}) {
+    for (int64_t hs : cuda::kPagedAttentionHeadSizes) {
       Shape s{8, 2, hs, 16};
       std::vector<int32_t> lens;
       for (int i = 0, n = static_cast<int>(rng.randint(1, 5)); i < n; ++i)
@@ -244,7 +290,7 @@ TEST(PagedAttentionCuda, MmaTileEdgesEveryHeadSizeAndLargeLogits) {
   DAY18_REQUIRE_GPU();
   Rng rng(28);
   for (DType dt : {DType::f16, DType::bf16})
-    for (int64_t hs : {64, 80, 96, 112, 128, 256}) {
+    for (int64_t hs : cuda::kPagedAttentionHeadSizes) {
       Shape s{8, 2, hs, hs == 256 ? 32 : 8};
       Problem p = make_problem(rng, dt, s, {1, 2, 63, 64, 65, 127, 128, 129, 700});
       if (hs == 128) {
@@ -257,6 +303,35 @@ TEST(PagedAttentionCuda, MmaTileEdgesEveryHeadSizeAndLargeLogits) {
         EXPECT_CLOSE(run_gpu(p, {V::mma, ps}), want, default_tolerance(dt));
       }
     }
+}
+
+TEST(PagedAttentionCuda, HeadSizes32And192GqaAndMhaEveryBlockSizeAndDtype) {
+  // The two sizes with the extreme thread mappings: 32 (fp16: 4 threads per key, 8 keys per
+  // warp load) and 192 (a warp per key, 8 of its lanes idle; fp32: 2 vectors, the second on 16
+  // lanes). GQA 4, MQA 8 and MHA; contexts of 1 key, 17 (one 16-token block + 1) and across 64-
+  // and 512-token partitions; decode (4 tokens, but a context past kOneHeadPerBlockMaxContext:
+  // 4 query heads per block for GQA and MQA) and a causal prefill (88 tokens: 4 heads per block
+  // for GQA 8/2, one for MQA 8/1); v1, v2 at both partition sizes, and the automatic plan.
+  DAY18_REQUIRE_GPU();
+  Rng rng(27);
+  for (DType dt : kDtypes)
+    for (int64_t hs : {32, 192})
+      for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 2}, {8, 1}, {4, 4}})
+        for (int64_t bs : cuda::kPagedAttentionBlockSizes) {
+          const Shape s{h, kvh, hs, bs};
+          for (bool prefill : {false, true}) {
+            const std::vector<int32_t> lens =
+                prefill ? std::vector<int32_t>{17, 1, 70} : std::vector<int32_t>{1, 17, 1100, 64};
+            Problem p = make_problem(rng, dt, s, lens, prefill);
+            OwnedTensor want = oracle(p);
+            SCOPED_TRACE(label(dt, s, prefill ? "prefill" : "decode"));
+            EXPECT_CLOSE(run_gpu(p, {V::v1}), want, default_tolerance(dt));
+            EXPECT_CLOSE(run_gpu(p, {V::v2, 64}), want, default_tolerance(dt));
+            EXPECT_CLOSE(run_gpu(p, {V::v2, 512}), want, default_tolerance(dt));
+            EXPECT_CLOSE(run_gpu(p, {V::mma, 64}), want, default_tolerance(dt));
+            EXPECT_CLOSE(run_gpu(p, {V::automatic}), want, default_tolerance(dt));
+          }
+        }
 }
 
 TEST(PagedAttentionCuda, GqaRatios1And4And8) {
@@ -326,6 +401,66 @@ TEST(PagedAttentionCuda, V1ThreadCounts64To512ForFp16HeadSize128) {
     SCOPED_TRACE(detail::concat("num_threads ", nt));
     EXPECT_CLOSE(run_gpu(p, {V::v1, 0, nt}), want, default_tolerance(DType::f16));
   }
+}
+
+TEST(PagedAttentionCuda, PlainLaunchersAreTheConfiguredOnesAtTheirDefaults) {
+  // One launch path: cuda::paged_attention_v1/v2 are the _configured launchers with 128 threads
+  // (v2) and heads_per_block 0 (automatic), so their outputs are bit-identical; and like them
+  // they refuse a block whose shared memory cannot fit, naming the plain call.
+  DAY18_REQUIRE_GPU();
+  Rng rng(28);
+  Problem p = make_problem(rng, DType::f16, Shape{32, 8, 192, 16}, {300, 77, 1000, 1});
+  const OwnedTensor q = p.query.to(Storage::device), kc = p.key_cache.to(Storage::device),
+                    vc = p.value_cache.to(Storage::device), bt = p.block_tables.to(Storage::device),
+                    si = p.seq_idx.to(Storage::device), cl = p.context_lens.to(Storage::device);
+  const float scale = static_cast<float>(p.scale);
+  const int ctx = p.max_context_len;
+  auto out = [&] {
+    OwnedTensor o(p.query.sizes(), DType::f16, Storage::device);
+    poison(o);
+    return o;
+  };
+  OwnedTensor a = out(), b = out();
+  cuda::paged_attention_v1(a, q, kc, vc, bt, si, cl, scale, ctx, 128, nullptr);
+  cuda::paged_attention_v1_configured(b, q, kc, vc, bt, si, cl, scale, ctx, 128, 0, nullptr);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_TRUE(testing::bitwise_equal(a, b)) << "v1";
+  EXPECT_CLOSE(a, oracle(p), default_tolerance(DType::f16));
+
+  const int64_t T = p.query.sizes()[0], parts = (ctx + 255) / 256;
+  OwnedTensor es({T, 32, parts}, DType::f32, Storage::device),
+      ml({T, 32, parts}, DType::f32, Storage::device),
+      tmp({T, 32, parts, 192}, DType::f32, Storage::device);
+  OwnedTensor c = out(), d = out();
+  cuda::paged_attention_v2(c, es, ml, tmp, q, kc, vc, bt, si, cl, scale, ctx, 256, nullptr);
+  cuda::paged_attention_v2_configured(d, es, ml, tmp, q, kc, vc, bt, si, cl, scale, ctx, 256, 128,
+                                      0, nullptr);
+  DAY18_CUDA_CHECK(cudaDeviceSynchronize());
+  EXPECT_TRUE(testing::bitwise_equal(c, d)) << "v2";
+  EXPECT_CLOSE(c, a, default_tolerance(DType::f16));
+
+  // Device-tagged views of a small buffer with the shapes of a 600000-token context: the
+  // launchers throw before anything is launched or read.
+  constexpr int kCtx = 600000;
+  OwnedTensor buf({1024}, DType::f32, Storage::device);
+  auto view = [&](DType dt, std::vector<int64_t> shape) {
+    return Tensor(buf.data(), dt, std::move(shape), Device::cuda);
+  };
+  const Tensor q1 = view(DType::f32, {1, 1, 64}), kc1 = view(DType::f32, {1, 1, 8, 64}),
+               bt1 = view(DType::i32, {1, kCtx / 8}), m1 = view(DType::i32, {1}),
+               ws = view(DType::f32, {1, 1, 1}), ws4 = view(DType::f32, {1, 1, 1, 64});
+  EXPECT_INVALID_NAMING(
+      cuda::paged_attention_v1(q1, q1, kc1, kc1, bt1, m1, m1, 1.f, kCtx, 128, nullptr),
+      "paged_attention_v1: ");
+  EXPECT_INVALID_NAMING(
+      cuda::paged_attention_v1(q1, q1, kc1, kc1, bt1, m1, m1, 1.f, kCtx, 128, nullptr),
+      "bytes of shared memory per block exceed");
+  EXPECT_INVALID_NAMING(cuda::paged_attention_v2(q1, ws, ws, ws4, q1, kc1, kc1, bt1, m1, m1, 1.f,
+                                                 kCtx, kCtx, nullptr),
+                        "paged_attention_v2: ");
+  EXPECT_INVALID_NAMING(
+      cuda::paged_attention_v1(q1, q1, kc1, kc1, bt1, m1, m1, 1.f, 64, 96, nullptr),
+      "paged_attention_v1: num_threads 96 is not compiled");
 }
 
 TEST(PagedAttentionCuda, LongContextSmallBatchAutoMatchesOracle) {
@@ -406,7 +541,7 @@ TEST_F(PagedAttentionBadInputs, HeadSize72IsRejectedListingTheSupportedSizes) {
         paged_attention_v1(o, q.query, q.key_cache, q.value_cache, q.block_tables, q.seq_idx,
                            q.context_lens, 1.0, 5);
       },
-      "head_size 72 not supported (supported head_size: 64, 80, 96, 112, 128, 256)");
+      "head_size 72 not supported (supported head_size: 32, 64, 80, 96, 112, 128, 192, 256)");
 }
 
 TEST_F(PagedAttentionBadInputs, BlockSize12IsRejected) {

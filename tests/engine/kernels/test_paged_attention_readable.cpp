@@ -127,8 +127,9 @@ TEST(PagedAttentionReadable, GqaFourQueryHeadsPerKvHeadAndMqa) {
 }
 
 TEST(PagedAttentionReadable, HeadSize256GivesEachThreadTwoOutputDims) {
-  // 128 threads and 256 dims: phase 3's loop d = tid, tid + 128 runs twice per thread. The other
-  // supported sizes leave threads idle (80, 96, 112: not a multiple of the warp).
+  // 128 threads and 256 dims: phase 3's loop d = tid, tid + 128 runs twice per thread. 192 runs
+  // it twice for threads 0-63 and once for the rest; the other supported sizes leave threads idle
+  // (32: three of the four warps; 80, 96, 112: not a multiple of the warp).
   DAY18_REQUIRE_GPU();
   Rng rng(1805);
   expect_matches_oracle_for_every_dtype(rng, Shape{8, 2, 256, 16}, {1, 200, 700});

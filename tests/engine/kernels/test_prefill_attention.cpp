@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/core/device.h"
+#include "engine/kernels/paged_attention.h"
 #include "engine/kernels/prefill_attention.h"
 #include "engine/ops/attention.h"
 #include "engine/runtime/contiguous_batch.h"
@@ -123,21 +124,26 @@ constexpr DType kHalfTypes[] = {DType::f16, DType::bf16};
 // ---------------------------------------------------------------- no GPU needed
 
 TEST(PrefillAttentionOp, AvailableForHalfTypesAndTheCompiledHeadSizesOnly) {
-  for (int h : {64, 80, 96, 112, 128, 256}) {
+  // Every head size of the decode kernels, 32 and 192 included: a prefill segment never has to
+  // fall back to them for want of a kernel.
+  for (int h : cuda::kPagedAttentionHeadSizes) {
     EXPECT_TRUE(prefill_attention_available(DType::f16, h)) << h;
     EXPECT_TRUE(prefill_attention_available(DType::bf16, h)) << h;
     EXPECT_FALSE(prefill_attention_available(DType::f32, h)) << "fp32 has no f16 MMA: " << h;
   }
-  EXPECT_FALSE(prefill_attention_available(DType::f16, 72));
-  EXPECT_FALSE(prefill_attention_available(DType::f16, 32));
+  EXPECT_TRUE(prefill_attention_available(DType::f16, 32));
+  EXPECT_TRUE(prefill_attention_available(DType::bf16, 192));
+  for (int h : {16, 48, 72, 120}) EXPECT_FALSE(prefill_attention_available(DType::f16, h)) << h;
 }
 
 TEST(PrefillAttentionOp, SharedMemoryOfEveryHeadSizeFitsAnSm90Block) {
   // Q tile + 2 K + 2 V tiles of 64 rows, each row head_size + 8 elements of 2 bytes.
   EXPECT_EQ(cuda::prefill_attention_shared_bytes(64), size_t{5 * 64 * 72 * 2});
   EXPECT_EQ(cuda::prefill_attention_shared_bytes(256), size_t{5 * 64 * 264 * 2});
+  EXPECT_EQ(cuda::prefill_attention_shared_bytes(32), size_t{5 * 64 * 40 * 2});
+  EXPECT_EQ(cuda::prefill_attention_shared_bytes(192), size_t{5 * 64 * 200 * 2});
   const size_t limit = device_limits_or_nominal().max_dynamic_shared_bytes();
-  for (int h : {64, 80, 96, 112, 128, 256})
+  for (int h : cuda::kPagedAttentionHeadSizes)
     EXPECT_LE(cuda::prefill_attention_shared_bytes(h), limit) << "head_size " << h;
 }
 
@@ -316,9 +322,28 @@ TEST(PrefillAttentionKernel, EveryHeadSizeAndBlockSizeMatchesTheOracle) {
   DAY18_REQUIRE_GPU();
   Rng rng(15);
   for (DType dt : kHalfTypes)
-    for (int64_t hs : {64, 80, 96, 112, 128, 256})
+    for (int64_t hs : cuda::kPagedAttentionHeadSizes)
       for (int64_t bs : {8, 16, 32})
         expect_matches_oracle(rng, dt, Shape{4, 2, hs, bs}, {{0, 70}, {30, 33}});
+}
+
+TEST(PrefillAttentionKernel, HeadSizes32And192GqaAndMhaMatchTheOracle) {
+  // The smallest head (4 16-byte chunks a row, K = 2 k-steps, Q in registers) and 192 (Q read
+  // from shared memory, 24 O n-blocks, 125 KB of shared memory): GQA 4 and MHA, every block
+  // size, prompts of 1 and 17 keys (a 16-token block + 1), around the 64-row tile, and chunks
+  // after a cached prefix, all in one launch.
+  DAY18_REQUIRE_GPU();
+  Rng rng(20);
+  for (DType dt : kHalfTypes)
+    for (int64_t hs : {32, 192})
+      for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 2}, {4, 4}})
+        for (int64_t bs : {8, 16, 32}) {
+          const Shape s{h, kvh, hs, bs};
+          expect_matches_oracle(rng, dt, s, {{0, 1}});
+          expect_matches_oracle(rng, dt, s, {{0, 17}});
+          expect_matches_oracle(rng, dt, s,
+                                {{0, 1}, {0, 17}, {0, 64}, {0, 65}, {100, 37}, {16, 1}, {3, 130}});
+        }
 }
 
 TEST(PrefillAttentionKernel, RowsOutsideTheSegmentsAreNotWritten) {
@@ -414,6 +439,22 @@ TEST(PagedAttentionVarlen, MixedStepOfPrefillsAndDecodesMatchesTheOracle) {
     SCOPED_TRACE(label(dt, Shape{8, 2, 64, 16}, v.what.c_str()));
     EXPECT_CLOSE(run_gpu(v, Call::varlen), oracle(v.p), default_tolerance(dt));
   }
+}
+
+TEST(PagedAttentionVarlen, HeadSizes32And192MixedStepMatchesTheOracle) {
+  // The varlen op at the new head sizes: prefill segments take the tensor-core kernel (fp16,
+  // bf16; fp32 stays on the decode kernels), decodes and a short chunk the decode kernel.
+  DAY18_REQUIRE_GPU();
+  Rng rng(24);
+  for (DType dt : testing::kAllFloatDtypes)
+    for (int64_t hs : {32, 192})
+      for (auto [h, kvh] : {std::pair<int64_t, int64_t>{8, 2}, {4, 4}}) {
+        const Shape s{h, kvh, hs, 16};
+        const Varlen v = make_varlen(rng, dt, s, {{0, 17}, {16, 1}, {40, 70}, {0, 1}, {5, 8}},
+                                     /*padding_rows=*/2);
+        SCOPED_TRACE(label(dt, s, v.what.c_str()));
+        EXPECT_CLOSE(run_gpu(v, Call::varlen), oracle(v.p), default_tolerance(dt));
+      }
 }
 
 TEST(PagedAttentionVarlen, DecodeOnlyStepLaunchesExactlyTheDecodeCall) {

@@ -11,6 +11,7 @@
 
 #include "engine/core/rng.h"
 #include "engine/core/safetensors.h"
+#include "engine/kernels/paged_attention.h"
 #include "engine/runtime/contiguous_batch.h"
 #include "engine/runtime/llama_model.h"
 #include "tests/support/throws.h"
@@ -319,6 +320,15 @@ TEST(ModelConfig, InconsistentHeadDimIsRejected) {
   g.replace(g.find("\"num_key_value_heads\": 1"), 24, "\"num_key_value_heads\": 3");
   EXPECT_THROW_WITH(ModelConfig::from_json_string(g, "config.json"), InvalidArgument,
                     "num_key_value_heads = 3", "num_attention_heads = 2");
+}
+
+TEST(ModelConfig, EveryHeadDimOfThePagedAttentionKernelsIsAccepted) {
+  // 32 and 192 included (vLLM's list); 48 above is not on it.
+  for (int d : cuda::kPagedAttentionHeadSizes) {
+    std::string h = config_json();
+    h.replace(h.find("\"head_dim\": 64"), 14, "\"head_dim\": " + std::to_string(d));
+    EXPECT_EQ(ModelConfig::from_json_string(h, "config.json").head_dim, d);
+  }
 }
 
 TEST(ModelConfig, UnsupportedVariantsAreRejected) {

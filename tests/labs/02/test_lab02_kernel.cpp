@@ -184,7 +184,8 @@ TEST(Lab02_Task4_Pv, EachOutputDimSumsItsOwnColumnOfV) {
 }
 
 TEST(Lab02_Task4_Pv, HeadSize256GivesEachThreadTwoOutputDims) {
-  // Then every supported head size (80, 96, 112 are no multiple of the 32 threads of a warp).
+  // Then every supported head size (80, 96, 112 are no multiple of the 32 threads of a warp; 32
+  // leaves three warps idle; 192 gives threads 0-63 two dims and the others one).
   DAY18_REQUIRE_GPU();
   Rng rng(241);
   expect_kernel_matches_optimized_every_dtype(rng, Shape{8, 2, 256, 16}, {1, 200, 700});
