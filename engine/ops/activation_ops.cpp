@@ -14,7 +14,7 @@ void register_activation_ops(OpRegistry& r) {
   op.outputs = {{"out", "[num_tokens, d] same dtype"}};
   op.run = [](OpContext& c) {
     const Tensor& in = c.io.get("input");
-    const Tensor& out = c.io.emplace("out", {in.size(0), in.size(1) / 2}, in.dtype());
+    const Tensor& out = c.output("out", {in.size(0), in.size(1) / 2}, in.dtype());
     silu_and_mul(out, in, c.stream);
   };
   op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {

@@ -16,7 +16,9 @@ namespace {
 
 // The registry path allocates the v2 workspace once per device and keeps it (grown on demand,
 // never freed: a cudaFree in a static destructor can run after the CUDA runtime is gone), so
-// timing `run` in the tour does not time cudaMalloc.
+// timing `run` in the tour does not time cudaMalloc. A new one is poisoned (NaN floats) and the
+// memset finished before any stream uses it: a partition the reduce reads that no kernel wrote
+// shows up as NaN in the output instead of as old bytes.
 Tensor cached_device_workspace(size_t bytes) {
   static std::mutex mu;
   static Buffer* buf = nullptr;
@@ -24,6 +26,8 @@ Tensor cached_device_workspace(size_t bytes) {
   if (!buf || buf->size() < bytes) {
     delete buf;  // cudaFree synchronizes the device: no launch still uses the old buffer
     buf = new Buffer(std::max<size_t>(bytes, 1), Storage::device);
+    DAY18_CUDA_CHECK(cudaMemset(buf->data(), 0xFF, buf->size()));
+    DAY18_CUDA_CHECK(cudaDeviceSynchronize());
   }
   return Tensor(buf->data(), DType::u8, {static_cast<int64_t>(buf->size())}, Device::cuda);
 }
@@ -73,7 +77,7 @@ void run_paged_attention(OpContext& ctx) {
   const Tensor& context_lens = ctx.io.get("context_lens");
   const int max_ctx = max_context_len_of(context_lens, ctx.attrs);
   const PagedAttentionOptions o = options_of(ctx.attrs);
-  const Tensor& out = ctx.io.emplace("out", query.sizes(), query.dtype());
+  const Tensor& out = ctx.output("out", query.sizes(), query.dtype());
   Tensor workspace;
   if (ctx.device() == Device::cuda && query.dim() == 3 && key_cache.dim() == 4) {
     const PagedAttentionPlan plan = plan_paged_attention(

@@ -41,7 +41,7 @@ void register_layernorm_ops(OpRegistry& r) {
   norm.attrs = {eps};
   norm.run = [](OpContext& c) {
     const Tensor& in = c.io.get("input");
-    const Tensor& out = c.io.emplace("out", in.sizes(), in.dtype());
+    const Tensor& out = c.output("out", in.sizes(), in.dtype());
     rms_norm(out, in, c.io.get("weight"), c.attrs.real_or("eps", kDefaultEps), c.stream);
   };
   norm.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs& a) {

@@ -42,7 +42,7 @@ void register_linear_ops(OpRegistry& r) {
     op.run = [](OpContext& c) {
       const Tensor& in = c.io.get("input");
       const Tensor& w = c.io.get("weight");
-      const Tensor& out = c.io.emplace("out", {in.size(0), w.size(0)}, in.dtype());
+      const Tensor& out = c.output("out", {in.size(0), w.size(0)}, in.dtype());
       linear(out, in, w, parse_linear_algo(c.attrs.str_or("algo", "auto")), c.stream);
     };
     op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
@@ -71,11 +71,10 @@ void register_linear_ops(OpRegistry& r) {
     op.run = [](OpContext& c) {
       const Tensor& gu = c.io.get("gate_up");
       const Tensor& w = c.io.get("weight");
-      const Tensor& out = c.io.emplace("out", {gu.size(0), w.size(0)}, gu.dtype());
+      const Tensor& out = c.output("out", {gu.size(0), w.size(0)}, gu.dtype());
       OwnedTensor scratch;
       if (!linear_silu_mul_is_fused(out, gu, w))
-        scratch = OwnedTensor({gu.size(0), gu.size(1) / 2}, gu.dtype(),
-                              gu.is_cuda() ? Storage::device : Storage::host);
+        scratch = c.scratch({gu.size(0), gu.size(1) / 2}, gu.dtype());
       linear_silu_mul(out, gu, w, scratch.view(), c.stream);
     };
     op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
@@ -107,14 +106,13 @@ void register_linear_ops(OpRegistry& r) {
       op.run = [](OpContext& c) {
         const Tensor& in = c.io.get("input");
         const Tensor& w = c.io.get("weight");
-        const Tensor& out = c.io.emplace("out", {in.size(0), w.size(0)}, in.dtype());
-        const Tensor& res = c.io.emplace("residual_out", {in.size(0), in.size(1)}, in.dtype());
+        const Tensor& out = c.output("out", {in.size(0), w.size(0)}, in.dtype());
+        const Tensor& res = c.output("residual_out", {in.size(0), in.size(1)}, in.dtype());
         const Tensor& r = c.io.get("residual");
         const Tensor& nw = c.io.get("norm_weight");
         OwnedTensor scratch;
         if (!rms_norm_linear_is_fused(out, res, in, r, nw, w))
-          scratch = OwnedTensor({in.size(0), in.size(1)}, in.dtype(),
-                                in.is_cuda() ? Storage::device : Storage::host);
+          scratch = c.scratch({in.size(0), in.size(1)}, in.dtype());
         rms_norm_linear(out, res, in, r, nw, c.attrs.real_or("eps", 1e-5), w, scratch.view(),
                         c.stream);
       };

@@ -15,20 +15,38 @@ const Tensor& TensorStore::get(const std::string& name) const {
   return it->second.view();
 }
 
-const Tensor& TensorStore::emplace(const std::string& name, const std::vector<int64_t>& shape,
-                                   DType dtype) {
+const Tensor& TensorStore::find_or_allocate(const std::string& name,
+                                            const std::vector<int64_t>& shape, DType dtype,
+                                            bool* allocated) {
   // Reuse a tensor of the same shape and dtype: running an op again allocates nothing (the
   // tour times repeated runs, and cudaMalloc inside a timed region would swamp a kernel).
+  *allocated = false;
   if (auto it = t_.find(name);
       it != t_.end() && it->second.sizes() == shape && it->second.dtype() == dtype)
     return it->second.view();
   t_.insert_or_assign(name, OwnedTensor(shape, dtype,
                                         device_ == Device::cuda ? Storage::device : Storage::host));
+  *allocated = true;
   return t_.at(name).view();
 }
 
+const Tensor& TensorStore::emplace(const std::string& name, const std::vector<int64_t>& shape,
+                                   DType dtype, cudaStream_t stream) {
+  bool allocated = false;
+  const Tensor& t = find_or_allocate(name, shape, dtype, &allocated);
+  if (allocated) {
+    poison(t, stream);
+    // No stream: the caller may write it on any stream, including a non-blocking one that does
+    // not wait for the legacy default stream the memset went to.
+    if (device_ == Device::cuda && stream == nullptr)
+      DAY18_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  }
+  return t;
+}
+
 const Tensor& TensorStore::put(const std::string& name, const Tensor& src) {
-  const Tensor& dst = emplace(name, src.sizes(), src.dtype());
+  bool allocated = false;
+  const Tensor& dst = find_or_allocate(name, src.sizes(), src.dtype(), &allocated);
   copy_tensor(dst, src);
   return dst;
 }
@@ -90,6 +108,12 @@ bool Attrs::boolean(const std::string& k) const {
   if (s == "1" || s == "true" || s == "True") return true;
   if (s == "0" || s == "false" || s == "False") return false;
   DAY18_REQUIRE(false, "attribute '", k, "': expected true/false, got '", s, "'");
+}
+
+OwnedTensor OpContext::scratch(const std::vector<int64_t>& shape, DType dtype) const {
+  OwnedTensor t(shape, dtype, device() == Device::cuda ? Storage::device : Storage::host);
+  poison(t, stream);
+  return t;
 }
 
 void Attrs::set(const std::string& k, double v) {

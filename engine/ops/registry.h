@@ -33,8 +33,13 @@ class TensorStore {
   bool contains(const std::string& name) const { return t_.count(name) != 0; }
   const Tensor& get(const std::string& name) const;  // throws naming the missing tensor
   // Allocates a tensor on this store's backend, or reuses the one of that name if it has the
-  // same shape and dtype (contents are then left as they are).
-  const Tensor& emplace(const std::string& name, const std::vector<int64_t>& shape, DType dtype);
+  // same shape and dtype (contents are then left as they are). A new tensor is poisoned (0xFF
+  // bytes: NaN for floats, -1 for ints, see poison()), so an element the op does not write reads
+  // back as NaN, never as whatever the allocator left there (which compute-sanitizer's initcheck
+  // also reports when it is copied out). On a device store the poison is enqueued on `stream`,
+  // the stream the op then writes it on; with none it is finished before emplace returns.
+  const Tensor& emplace(const std::string& name, const std::vector<int64_t>& shape, DType dtype,
+                        cudaStream_t stream = nullptr);
   // Adds a tensor, copying it to this store's backend if needed.
   const Tensor& put(const std::string& name, const Tensor& src);
   void put_owned(const std::string& name, OwnedTensor t);  // must match the backend
@@ -43,6 +48,10 @@ class TensorStore {
   TensorStore to(Device device) const;  // copy of every tensor on the other backend
 
  private:
+  // emplace without the poison, for put(), which overwrites every byte at once.
+  const Tensor& find_or_allocate(const std::string& name, const std::vector<int64_t>& shape,
+                                 DType dtype, bool* allocated);
+
   Device device_;
   std::map<std::string, OwnedTensor> t_;
 };
@@ -72,10 +81,20 @@ class Attrs {
 };
 
 struct OpContext {
-  TensorStore& io;      // inputs on entry; the op emplaces its outputs (or updates in place)
+  TensorStore& io;  // inputs on entry; the op makes its outputs with output(), or updates
+                    // an input in place
   const Attrs& attrs;
   cudaStream_t stream;  // ignored by the CPU backend
   Device device() const { return io.device(); }
+  // An output of the op: io.emplace on the op's stream, so a new one is poisoned before the
+  // launch that writes it (a reused one keeps its contents: the tour's repeated runs time the
+  // kernel alone).
+  const Tensor& output(const std::string& name, const std::vector<int64_t>& shape,
+                       DType dtype) const {
+    return io.emplace(name, shape, dtype, stream);
+  }
+  // Scratch on the store's backend for one run, poisoned on the op's stream like an output.
+  OwnedTensor scratch(const std::vector<int64_t>& shape, DType dtype) const;
 };
 
 struct TensorDoc {

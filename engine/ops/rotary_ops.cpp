@@ -99,7 +99,7 @@ OpDef rotary_and_cache_op() {
     const Tensor& q = c.io.get("query");
     int64_t head_size = c.attrs.integer_or("head_size", 0);
     if (head_size == 0 && q.dim() == 3) head_size = q.size(2);
-    const Tensor& out = c.io.emplace("query_out", q.sizes(), q.dtype());
+    const Tensor& out = c.output("query_out", q.sizes(), q.dtype());
     rotary_and_cache(out, q, c.io.get("key"), c.io.get("value"), c.io.get("key_cache"),
                      c.io.get("value_cache"), c.io.get("slot_mapping"), c.io.get("positions"),
                      c.io.get("cos_sin_cache"), head_size, c.attrs.boolean_or("is_neox", true),

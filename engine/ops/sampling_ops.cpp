@@ -71,7 +71,7 @@ void register_sampling_ops(OpRegistry& r) {
     op.outputs = {kProbs};
     op.run = [](OpContext& c) {
       const Tensor& logits = c.io.get("logits");
-      const Tensor& probs = c.io.emplace("probs", logits.sizes(), DType::f32);
+      const Tensor& probs = c.output("probs", logits.sizes(), DType::f32);
       softmax(probs, logits, c.io.get("temperature"), c.stream);
     };
     op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
@@ -93,7 +93,7 @@ void register_sampling_ops(OpRegistry& r) {
     op.outputs = {kTokens};
     op.run = [](OpContext& c) {
       const Tensor& logits = c.io.get("logits");
-      const Tensor& tokens = c.io.emplace("tokens", {logits.size(0)}, DType::i32);
+      const Tensor& tokens = c.output("tokens", {logits.size(0)}, DType::i32);
       argmax(tokens, logits, c.stream);
     };
     op.make_case = [](Rng& rng, DType dt, TensorStore& io, Attrs&) {
@@ -112,7 +112,7 @@ void register_sampling_ops(OpRegistry& r) {
     op.outputs = {kProbs};
     op.run = [](OpContext& c) {
       const Tensor& logits = c.io.get("logits");
-      const Tensor& probs = c.io.emplace("probs", logits.sizes(), DType::f32);
+      const Tensor& probs = c.output("probs", logits.sizes(), DType::f32);
       top_k_top_p_probs(probs, logits, c.io.get("temperature"), c.io.get("top_k"),
                         c.io.get("top_p"), c.stream);
     };
@@ -137,7 +137,7 @@ void register_sampling_ops(OpRegistry& r) {
     op.outputs = {kTokens};
     op.run = [](OpContext& c) {
       const Tensor& logits = c.io.get("logits");
-      const Tensor& tokens = c.io.emplace("tokens", {logits.size(0)}, DType::i32);
+      const Tensor& tokens = c.output("tokens", {logits.size(0)}, DType::i32);
       sample(tokens, logits, c.io.get("temperature"), c.io.get("top_k"), c.io.get("top_p"),
              c.io.get("seeds"), c.io.get("offsets"), c.stream);
     };

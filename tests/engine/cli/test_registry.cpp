@@ -4,7 +4,9 @@
 // registered here in a local OpRegistry, so these tests do not depend on any kernel family.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -30,7 +32,7 @@ OpDef scale_op() {
     const Tensor& x = ctx.io.get("x");
     expect_dtype(x, "x", DType::f32);
     DAY18_REQUIRE(ctx.device() == Device::cpu, "scale: cpu only in this test");
-    const Tensor& y = ctx.io.emplace("y", x.sizes(), DType::f32);
+    const Tensor& y = ctx.output("y", x.sizes(), DType::f32);
     const double a = ctx.attrs.real("alpha");
     for (int64_t i = 0; i < x.numel(); ++i) host_set(y, i, a * host_get(x, i));
   };
@@ -205,6 +207,70 @@ TEST(TensorStore, ToMakesADeepCopy) {
   host_set(x, 0, 100);
   EXPECT_EQ(host_get(copy.get("x"), 0), 0);
   EXPECT_NE(copy.get("x").data(), x.data());
+}
+
+OwnedTensor f32s(std::initializer_list<float> v) {
+  OwnedTensor t({static_cast<int64_t>(v.size())}, DType::f32, Storage::host);
+  std::copy(v.begin(), v.end(), t.ptr<float>());
+  return t;
+}
+
+// An op that "forgets" its last element: the store's poison is what reads back there.
+OpDef half_written_op() {
+  OpDef op = scale_op();
+  op.name = "half_written";
+  op.run = [](OpContext& ctx) {
+    const Tensor& x = ctx.io.get("x");
+    const Tensor& y = ctx.output("y", x.sizes(), DType::f32);
+    for (int64_t i = 0; i + 1 < x.numel(); ++i) host_set(y, i, host_get(x, i));
+  };
+  return op;
+}
+
+TEST(TensorStore, ANewOutputIsPoisonedSoAnUnwrittenElementReadsBackAsNan) {
+  TensorStore io(Device::cpu);
+  const Tensor& t = io.emplace("t", {3}, DType::f32);
+  const Tensor& ids = io.emplace("ids", {2}, DType::i64);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::isnan(host_get(t, i))) << i;
+  EXPECT_EQ(ids.ptr<int64_t>()[1], -1);
+  OpDef op = half_written_op();
+  TensorStore run(Device::cpu);
+  run.put_owned("x", f32s({1, 2, 3, 4}));
+  run_op(op, run, make_attrs({{"alpha", "1"}}));
+  EXPECT_EQ(host_get(run.get("y"), 2), 3);
+  EXPECT_TRUE(std::isnan(host_get(run.get("y"), 3))) << "the element the op did not write";
+  // Scratch too.
+  Attrs none;
+  OpContext ctx{run, none, nullptr};
+  OwnedTensor s = ctx.scratch({2}, DType::f16);
+  EXPECT_TRUE(std::isnan(host_get(s, 0)) && std::isnan(host_get(s, 1)));
+}
+
+TEST(TensorStore, AReusedOutputKeepsItsContentsAndPutIsACopy) {
+  TensorStore io(Device::cpu);
+  const Tensor& t = io.emplace("t", {2}, DType::f32);
+  host_set(t, 0, 7);
+  const Tensor& again = io.emplace("t", {2}, DType::f32);
+  EXPECT_EQ(again.data(), t.data());
+  EXPECT_EQ(host_get(again, 0), 7) << "the tour's repeated runs reuse outputs as they are";
+  const Tensor& bigger = io.emplace("t", {3}, DType::f32);
+  EXPECT_TRUE(std::isnan(host_get(bigger, 0))) << "a new shape is a new, poisoned tensor";
+  const Tensor& p = io.put("p", f32s({5, 6}));
+  EXPECT_EQ(host_get(p, 0), 5);
+  EXPECT_EQ(host_get(p, 1), 6);
+}
+
+TEST(TensorStore, GpuNewOutputIsPoisonedOnTheOpsStream) {
+  DAY18_REQUIRE_GPU();
+  TensorStore io(Device::cuda);
+  Stream s;
+  const Tensor& t = io.emplace("t", {1000}, DType::bf16, s);
+  s.synchronize();
+  OwnedTensor h = testing::to_host(t);
+  for (int i = 0; i < 1000; ++i) ASSERT_TRUE(std::isnan(host_get(h, i))) << i;
+  const Tensor& u = io.emplace("u", {10}, DType::i32);  // no stream: finished on return
+  OwnedTensor hu = testing::to_host(u);
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(hu.ptr<int32_t>()[i], -1) << i;
 }
 
 TEST(TensorStore, PutOwnedRejectsTheWrongBackend) {

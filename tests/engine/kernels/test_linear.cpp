@@ -182,6 +182,7 @@ TEST(LinearKernel, CanBeCapturedInACudaGraph) {
   OwnedTensor dx = x.to(Storage::device), dw = w.to(Storage::device);
   OwnedTensor out({M, N}, DType::f16, Storage::device);
   Stream s;
+  poison(out, s);
   linear(out, dx, dw, s);  // first call on this thread creates the handle (not capturable)
   s.synchronize();
   // Must not allocate or sync inside the capture: the explicit workspace makes sure.
@@ -288,6 +289,7 @@ void check_silu_mul(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N) {
   OwnedTensor scratch({M, K}, dt, Storage::device);
   poison(fused);
   poison(pair);
+  poison(scratch);
   const bool is_fused = linear_silu_mul_is_fused(fused, dgu, dw);
   EXPECT_EQ(is_fused, M <= kLinearAutoGemvMaxM);
   linear_silu_mul(fused, dgu, dw, is_fused ? Tensor() : scratch.view());
@@ -372,13 +374,17 @@ void check_norm_linear(Rng& rng, DType dt, int64_t M, int64_t K, int64_t N, bool
   OwnedTensor scratch({M, K}, dt, Storage::device);
   poison(out);
   poison(res);
+  poison(scratch);
   const Tensor res_v = with_residual ? res.view() : Tensor();
   const Tensor r_v = with_residual ? r.view() : Tensor();
   const bool fused = rms_norm_linear_is_fused(out, res_v, x, r_v, nw, w);
   EXPECT_EQ(fused, M == 1);
   rms_norm_linear(out, res_v, x, r_v, nw, eps, w, fused ? Tensor() : scratch.view());
   // The unfused GPU pair: norm ops then the same linear algorithm.
+  // Poisoned like every output: cuBLAS writes `pair` with TMA stores, which initcheck does not
+  // see, so without the memset the copy back would read "uninitialized" memory.
   OwnedTensor pair({M, N}, dt, Storage::device), res2({M, K}, dt, Storage::device);
+  poison(pair);
   copy_tensor(scratch, x);
   if (with_residual) {
     copy_tensor(res2, r);

@@ -65,6 +65,7 @@ TEST(TuneGpu, PagedAttentionV2PartitionsAndKvBlockSizesMatchTheOracle) {
           ml({2, 32, parts}, DType::f32, Storage::device),
           tmp({2, 32, parts, 128}, DType::f32, Storage::device);
       poison(a.out);
+      for (const OwnedTensor* t : {&es, &ml, &tmp}) poison(*t);  // a partition nobody wrote: NaN
       cuda::paged_attention_v2_configured(a.out, es, ml, tmp, a.query, a.key_cache, a.value_cache,
                                           a.block_tables, a.seq_idx, a.context_lens, a.scale, 1000,
                                           part, 128, 0, nullptr);
