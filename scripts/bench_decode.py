@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import re
 import subprocess
@@ -229,6 +230,58 @@ def plot(doc: dict, png: pathlib.Path) -> None:
     log(f"wrote {png}")
 
 
+def check_sweep(doc: dict, src: pathlib.Path) -> None:
+    """The fields the table and the figure read, with their types, before either is made: one line
+    naming the file and the key instead of a TypeError half-way through the table."""
+    def bad(where: str, want: str, v: object) -> None:
+        sys.exit(f"bench_decode: --plot-only {src}: {where}: expected {want}, got {json.dumps(v)[:60]}")
+
+    def num(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    def integer(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    prov = doc["provenance"]
+    if not isinstance(prov, dict):
+        bad("provenance", "an object", prov)
+    if not num(prov.get("P_GBps")) or prov["P_GBps"] <= 0:
+        bad("provenance.P_GBps", "a bandwidth in GB/s (> 0)", prov.get("P_GBps"))
+    for k in ("prompt_len", "output_len"):
+        if not integer(doc[k]):
+            bad(k, "an integer", doc[k])
+    if not isinstance(doc["floor_ms"], dict) or not all(num(v) and v > 0 for v in doc["floor_ms"].values()):
+        bad("floor_ms", "an object of times in ms (> 0) by preset", doc["floor_ms"])
+    if "batches" in doc and not (isinstance(doc["batches"], list) and all(integer(b) for b in doc["batches"])):
+        bad("batches", "a list of integers", doc["batches"])
+    if not isinstance(doc["points"], list):
+        bad("points", "a list", doc["points"])
+    numbers = ("decode_step_ms", "decode_tokens_per_s", "gpu_busy_fraction", "decode_idle_fraction",
+               "decode_gap_median_us", "gpu_busy_fraction_all", "graph_capture_ms", "weight_bytes")
+    for i, p in enumerate(doc["points"]):
+        if not isinstance(p, dict):
+            bad(f"points[{i}]", "an object", p)
+        if "error" in p:
+            continue
+        if not isinstance(p.get("preset"), str):
+            bad(f"points[{i}].preset", "a preset name", p.get("preset"))
+        if not integer(p.get("batch")):
+            bad(f"points[{i}].batch", "an integer", p.get("batch"))
+        if not isinstance(p.get("cuda_graphs"), bool):
+            bad(f"points[{i}].cuda_graphs", "true/false", p.get("cuda_graphs"))
+        for k in ("decode_step_ms", "decode_tokens_per_s"):  # every point that ran has them
+            if not num(p.get(k)):
+                bad(f"points[{i}].{k}", "a number (required)", p.get(k))
+        for k in numbers:
+            if p.get(k) is not None and not num(p[k]):
+                bad(f"points[{i}].{k}", "a number", p[k])
+        for k in ("decode_steady_pairs", "graph_captures"):
+            if p.get(k) is not None and not integer(p[k]):
+                bad(f"points[{i}].{k}", "an integer", p[k])
+    if not isinstance(doc.get("targets", []), list):
+        bad("targets", "a list", doc["targets"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--day18", default=str(ROOT / "build/engine/day18"), help="the day18 binary (CUDA build)")
@@ -256,6 +309,7 @@ def main() -> int:
         if missing:
             sys.exit(f"bench_decode: --plot-only {src}: not a decode-sweep JSON of this script "
                      f"(missing {', '.join(missing)})")
+        check_sweep(doc, src)
         if doc.get("points") and doc.get("floor_ms"):
             doc["targets"] = evaluate(doc)  # with today's definitions (old sweeps: whole-run busy)
         print_table(doc)

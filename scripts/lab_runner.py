@@ -46,6 +46,17 @@ def die(msg: str) -> None:
     sys.exit(1)
 
 
+def read_json(path: Path, what: str, fix: str) -> object:
+    """A JSON file this runner wrote earlier (or a test binary did): a missing, cut-short or
+    edited one is one line naming it and what to do, never a traceback."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as e:
+        die(f"{path}: cannot read {what} ({e.strerror}); {fix}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        die(f"{path}: {what} is not JSON ({e}); {fix}")
+
+
 def get_lab(labs: dict, lab_id: str) -> ml.Lab:
     lab_id = lab_id.zfill(2)
     if lab_id not in labs:
@@ -119,9 +130,16 @@ def run_gtest(binary: Path, out_json: Path, gtest_filter: str | None = None,
 def parse_results(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    data = json.loads(path.read_text())
+    data = read_json(path, "the test binary's results", "run the check again")
+    suites = data.get("testsuites", []) if isinstance(data, dict) else None
+    if not isinstance(suites, list) or not all(
+            isinstance(su, dict) and isinstance(su.get("name"), str) and isinstance(su.get("testsuite", []), list)
+            and all(isinstance(t, dict) and isinstance(t.get("name"), str) for t in su.get("testsuite", []))
+            for su in suites):
+        die(f"{path}: not GoogleTest JSON (\"testsuites\": [{{\"name\", \"testsuite\": [...]}}]); "
+            "run the check again")
     rows = []
-    for suite in data.get("testsuites", []):
+    for suite in suites:
         for t in suite.get("testsuite", []):
             name = f"{suite['name']}.{t['name']}"
             failures = [f.get("failure", "") for f in t.get("failures", [])]
@@ -158,10 +176,22 @@ def score_timing(ratio: float, target: float) -> float:
 def load_timings(path: Path) -> dict[str, dict]:
     out = {}
     if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
                 r = json.loads(line)
-                out[r["key"]] = r
+            except json.JSONDecodeError as e:
+                die(f"{path} line {n}: not JSON ({e}); run the check again")
+            def number(v: object) -> bool:
+                return isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not isinstance(r, dict) or not isinstance(r.get("key"), str) or not number(r.get("median_ms")):
+                die(f"{path} line {n}: a timing needs \"key\" (a string) and \"median_ms\" (a "
+                    "number); run the check again")
+            for k in ("pct_of_p", "p_gbps", "task"):
+                if r.get(k) is not None and not number(r[k]):
+                    die(f"{path} line {n}: \"{k}\" is not a number; run the check again")
+            out[r["key"]] = r
     return out
 
 
@@ -292,7 +322,11 @@ def cmd_labs(args, labs, build: Path) -> int:
         last = build / "labs" / "results" / f"lab{lab.id}_student.json"
         info = "-"
         if last.exists():
-            j = json.loads(last.read_text())
+            fix = f"delete it or run scripts/lab check {lab.id} again"
+            j = read_json(last, "the last check's results", fix)
+            for key, kind in (("score", (int, float)), ("max_score", (int, float)), ("when", str)):
+                if not isinstance(j, dict) or not isinstance(j.get(key), kind) or isinstance(j.get(key), bool):
+                    die(f"{last}: \"{key}\" is missing or not a {'number' if kind != str else 'string'}; {fix}")
             info = f"{j['score']:.0f}/{j['max_score']:.0f} ({j['when'].replace('T', ' ')})"
         print(f"{lab.id:<4} {lab.title[:72]:<72} {done:>3}/{n:<4}  {info}")
         for t in lab.tasks:
@@ -304,6 +338,8 @@ def cmd_labs(args, labs, build: Path) -> int:
 
 def cmd_diff(args, labs) -> int:
     lab = get_lab(labs, args.lab)
+    if args.task and args.task not in [t.key for t in lab.tasks]:
+        die(f"lab {lab.id} has no task '{args.task}' (tasks: {', '.join(t.key for t in lab.tasks)})")
     views = ml.lab_views(labs)
     for path, mine, ref in learner_regions(lab, views):
         if args.task and mine.task != args.task:

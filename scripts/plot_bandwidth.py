@@ -43,10 +43,43 @@ def load(path: Path) -> dict:
     for key in ("provenance", "results", "p_gbps", "datasheet"):
         if key not in data:
             sys.exit(f"plot_bandwidth: {path} has no '{key}'")
+
+    def shape(where: str, v: object, want: str, ok: bool) -> None:
+        if not ok:
+            sys.exit(f"plot_bandwidth: {path}: {where}: expected {want}, got {json.dumps(v)[:60]}")
+
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    shape("provenance", data["provenance"], "an object", isinstance(data["provenance"], dict))
+    shape("datasheet", data["datasheet"], "an object", isinstance(data["datasheet"], dict))
+    shape("p_gbps", data["p_gbps"], "a number", number(data["p_gbps"]))
+    shape("results", data["results"], "a list", isinstance(data["results"], list))
+    for k, v in data["provenance"].items():
+        shape(f"provenance.{k}", v, "a string or a number", isinstance(v, (str, int, float)))
+    ds = data["datasheet"]
+    if ds.get("hbm_gbps") is not None:
+        shape("datasheet.hbm_gbps", ds["hbm_gbps"], "a number", number(ds["hbm_gbps"]))
+    if "link" in ds:
+        link = ds["link"]
+        shape("datasheet.link", link, "an object", isinstance(link, dict))
+        if link.get("name") is not None:
+            shape("datasheet.link.name", link["name"], "a string", isinstance(link["name"], str))
+        if link.get("gbps_per_direction") is not None:
+            shape("datasheet.link.gbps_per_direction", link["gbps_per_direction"], "a number",
+                  number(link["gbps_per_direction"]))
     for i, r in enumerate(data["results"]):
+        shape(f"results[{i}]", r, "an object", isinstance(r, dict))
         for key in ("kind", "name", "bytes", "gbps", "gbps_p20", "gbps_p80"):
             if key not in r:
                 sys.exit(f"plot_bandwidth: {path}: results[{i}] has no '{key}'")
+        for key in ("kind", "name"):
+            shape(f"results[{i}].{key}", r[key], "a string", isinstance(r[key], str))
+        for key in ("gbps", "gbps_p20", "gbps_p80"):
+            shape(f"results[{i}].{key}", r[key], "a number", number(r[key]))
+        shape(f"results[{i}].bytes", r["bytes"], "a size in bytes (> 0)", number(r["bytes"]) and r["bytes"] > 0)
+    if not data["results"]:
+        sys.exit(f"plot_bandwidth: {path}: \"results\" is empty (the probe measured nothing)")
     return data
 
 

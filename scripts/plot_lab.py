@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -22,6 +23,33 @@ def load(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         sys.exit(f"plot_lab: cannot read {path}: {e}")
+
+
+def check_results(r: dict, path: Path) -> None:
+    """The timings the figure reads, with their types: one line naming the file and the key
+    instead of a TypeError or KeyError while drawing."""
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if "lab" in r and not isinstance(r["lab"], str):
+        sys.exit(f"plot_lab: {path}: \"lab\": expected a lab id like \"02\", got {json.dumps(r['lab'])[:40]}")
+    for key in ("timings", "engine_timings"):
+        t = r.get(key, {})
+        if not isinstance(t, dict):
+            sys.exit(f"plot_lab: {path}: \"{key}\": expected an object, got {json.dumps(t)[:60]}")
+        for name, v in t.items():
+            where = f"{path}: {key}.{name}"
+            if not isinstance(v, dict):
+                sys.exit(f"plot_lab: {where}: expected an object, got {json.dumps(v)[:60]}")
+            for k in ("median_ms", "pct_of_p", "p20_ms", "p80_ms"):
+                if k == "median_ms" and k not in v:
+                    sys.exit(f"plot_lab: {where}: no \"median_ms\" (required)")
+                if k in v and not number(v[k]):
+                    sys.exit(f"plot_lab: {where}.{k}: expected a number, got {json.dumps(v[k])[:60]}")
+            if name.startswith("lane:") and not re.fullmatch(r"lane:\d+:\w+", name):
+                sys.exit(f"plot_lab: {where}: a lane key is lane:<step>:<stream>")
+            if name.startswith("lane:") and ("p20_ms" not in v or "p80_ms" not in v):
+                sys.exit(f"plot_lab: {where}: a lane needs \"p20_ms\" and \"p80_ms\" (its start and end)")
 
 
 def plot_lanes(ax, timings: dict, title: str) -> bool:
@@ -60,6 +88,7 @@ def main() -> int:
     if not isinstance(r, dict):
         sys.exit(f"plot_lab: {args.results} is not a lab results file (a JSON {type(r).__name__}, "
                  "not an object): scripts/lab check NN writes build*/labs/results/labNN_student.json")
+    check_results(r, args.results)
     mine, ref = r.get("timings", {}), r.get("engine_timings", {})
     if not mine:
         sys.exit(f"plot_lab: {args.results} has no timings: run scripts/lab check {r.get('lab')} on a GPU")
@@ -112,7 +141,9 @@ def main() -> int:
         ax.set_title(f"Lab {lab}: bandwidth of each kernel, as % of the measured P")
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
+    tmp = args.out.with_name(args.out.name + ".tmp.png")  # whole or absent, never half-written
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(args.out)
     print(f"wrote {args.out}")
     return 0
 

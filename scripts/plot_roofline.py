@@ -28,6 +28,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 # One colour per verdict (the classifier's bound_name()).
 COLORS = {
@@ -44,7 +45,7 @@ def die(msg: str) -> None:
     sys.exit(f"plot_roofline: {msg}")
 
 
-def load_json(path: Path, what: str) -> dict:
+def load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except OSError as e:
@@ -54,6 +55,41 @@ def load_json(path: Path, what: str) -> dict:
     return {}
 
 
+def is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_fields(o: object, where: str, numbers: tuple[str, ...] = (), strings: tuple[str, ...] = ()) -> None:
+    """Each key of `numbers` absent, null or a finite number, of `strings` absent, null or a
+    string; else one line naming the file, the place and the key (never a TypeError later)."""
+    if not isinstance(o, dict):
+        die(f"{where}: expected an object, got {json.dumps(o)[:60]}")
+    for k in numbers:
+        if o.get(k) is not None and not is_number(o[k]):
+            die(f"{where}: \"{k}\" is not a number: {json.dumps(o[k])[:60]}")
+    for k in strings:
+        if o.get(k) is not None and not isinstance(o[k], str):
+            die(f"{where}: \"{k}\" is not a string: {json.dumps(o[k])[:60]}")
+
+
+def check_analysis(analysis: object, path: Path) -> None:
+    """What the figure reads, checked before anything is drawn."""
+    if not isinstance(analysis, dict) or "kernels" not in analysis:
+        die(f"{path}: no \"kernels\" list (write it with day18 classify --json)")
+    if not isinstance(analysis["kernels"], list):
+        die(f"{path}: \"kernels\" is not a list: {json.dumps(analysis['kernels'])[:60]}")
+    check_fields(analysis, str(path), strings=("source", "plan"))
+    if analysis.get("roof") is not None:
+        check_fields(analysis["roof"], f"{path}: roof", ("peak_bw_gbps", "peak_tflops", "peak_fma_tflops"),
+                     ("source",))
+    for i, k in enumerate(analysis["kernels"]):
+        check_fields(k, f"{path}: kernels[{i}]",
+                     ("achieved_gbps", "achieved_tflops", "intensity", "time_share", "pct_of_roof"),
+                     ("name", "what", "label", "verdict"))
+        if k.get("achieved_gbps") is not None and (k.get("intensity") or 0) > 0 and k.get("achieved_tflops") is None:
+            die(f"{path}: kernels[{i}]: has an \"intensity\" but no \"achieved_tflops\" to place it at")
+
+
 def roof_from(analysis: dict, args: argparse.Namespace) -> tuple[float, float, float, str]:
     """(P in GB/s, tensor peak in TFLOP/s, FMA peak in TFLOP/s, where they came from)."""
     r = analysis.get("roof", {}) or {}
@@ -61,6 +97,7 @@ def roof_from(analysis: dict, args: argparse.Namespace) -> tuple[float, float, f
     source = r.get("source", "") or "the analysis JSON"
     if args.roof:
         j = load_json(args.roof, "--roof")
+        check_fields(j, f"--roof {args.roof}", ("p_gbps", "peak_tensor_tflops", "peak_fma_tflops"), ("gpu",))
         bw = j.get("p_gbps", bw) or bw
         tf = j.get("peak_tensor_tflops", tf) or tf
         fma = j.get("peak_fma_tflops", fma) or fma
@@ -105,8 +142,7 @@ def main() -> int:
             die(f"--{flag.replace('_', '-')} {v}: must be > 0")
 
     analysis = load_json(args.analysis, "analysis")
-    if not isinstance(analysis, dict) or "kernels" not in analysis:
-        die(f"{args.analysis}: no \"kernels\" list (write it with day18 classify --json)")
+    check_analysis(analysis, args.analysis)
     bw, tf, fma, source = roof_from(analysis, args)
     pts = points(analysis)
     if not pts:

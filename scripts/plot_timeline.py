@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import re
 import sys
@@ -114,7 +115,58 @@ def load_trace(path: str | pathlib.Path) -> dict:
     if not isinstance(trace, dict) or not isinstance(trace.get("traceEvents"), list):
         raise SystemExit(f"plot_timeline: {path} is not a Chrome trace (no traceEvents list); "
                          "make one with `day18 trace --out FILE.json`")
+    check_events(trace, path)
     return trace
+
+
+def _is_num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_events(trace: dict, path: str | pathlib.Path) -> None:
+    """Every field the figure reads, with the type it needs, before anything is drawn: a wrong one
+    is one line naming the file, the event and the key, never a TypeError later."""
+    def bad(i: int, key: str, want: str, v: object) -> None:
+        raise SystemExit(f"plot_timeline: {path}: traceEvents[{i}].{key}: expected {want}, got "
+                         f"{json.dumps(v)[:60]}")
+    if "otherData" in trace and not isinstance(trace["otherData"], dict):
+        raise SystemExit(f"plot_timeline: {path}: otherData: expected an object, got "
+                         f"{json.dumps(trace['otherData'])[:60]}")
+    for i, e in enumerate(trace["traceEvents"]):
+        if not isinstance(e, dict):
+            raise SystemExit(f"plot_timeline: {path}: traceEvents[{i}]: expected an event (an "
+                             f"object), got {json.dumps(e)[:60]}")
+        for k in ("ph", "cat", "name"):
+            if k in e and not isinstance(e[k], str):
+                bad(i, k, "a string", e[k])
+        for k in ("pid", "tid"):
+            if k in e and not (isinstance(e[k], (int, str)) and not isinstance(e[k], bool)):
+                bad(i, k, "an integer or a string", e[k])
+        if e.get("ph") not in ("X", "M"):
+            continue
+        need = ("pid", "tid") if e.get("ph") == "X" or e.get("name") == "thread_name" else \
+            ("pid",) if e.get("name") == "process_name" else ()
+        for k in need:
+            if k not in e:
+                bad(i, k, "an id (required)", None)
+        if e.get("ph") == "X":
+            if "name" not in e:
+                bad(i, "name", "a string (required)", None)
+            for k in ("ts", "dur"):
+                if not _is_num(e.get(k)):
+                    bad(i, k, "a number (required)", e.get(k))
+        args = e.get("args", {})
+        if not isinstance(args, dict):
+            bad(i, "args", "an object", args)
+        if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name") and \
+                not isinstance(args.get("name"), str):
+            bad(i, "args.name", "a string (required)", args.get("name"))
+        for k in ("step", "depth"):
+            if k in args and not (isinstance(args[k], int) and not isinstance(args[k], bool)):
+                bad(i, f"args.{k}", "an integer", args[k])
+        for k in ("range_path", "range", "copy_kind"):
+            if k in args and not isinstance(args[k], str):
+                bad(i, f"args.{k}", "a string", args[k])
 
 
 def names(trace: dict) -> tuple[dict[int, str], dict[tuple[int, int], str]]:

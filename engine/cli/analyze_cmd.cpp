@@ -32,13 +32,24 @@ struct AnalyzeOptions {
 
 int run_analyze(const AnalyzeOptions& o) {
   DAY18_REQUIRE(!o.out.empty(), "analyze: --out FILE.md is required (the page to write)");
-  const Analysis a = run_profile_analysis(o.in, "analyze");
-  const fs::path page(o.out);
-  const fs::path page_dir = page.has_parent_path() ? page.parent_path() : fs::path(".");
   // The JSON beside the figure (or the page): the figure is drawn from it.
   std::string json = o.in.json;
   if (json.empty() && !o.roofline.empty())
     json = fs::path(o.roofline).replace_extension(".json").string();
+  // Every output writable and each its own file (the page, the JSON, the figure, and none of
+  // them an input), before the profile is read.
+  require_writable_path(o.out, "--out");
+  if (!json.empty()) require_writable_path(json, o.in.json.empty() ? "--roofline" : "--json");
+  if (!o.roofline.empty()) require_writable_path(o.roofline, "--roofline");
+  require_distinct_paths({{"--ncu", o.in.ncu},
+                          {"--trace", o.in.trace},
+                          {"--roof", o.in.roof_file},
+                          {"--out", o.out},
+                          {o.in.json.empty() ? "the JSON beside --roofline" : "--json", json},
+                          {"--roofline", o.roofline}});
+  const Analysis a = run_profile_analysis(o.in, "analyze");
+  const fs::path page(o.out);
+  const fs::path page_dir = page.has_parent_path() ? page.parent_path() : fs::path(".");
   write_analysis_json(a, json, o.in.json.empty() ? "--roofline" : "--json");
 
   std::string png_rel;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "engine/cli/flags.h"
 #include "engine/cli/kernel_analysis_cmds.h"
 #include "engine/core/device.h"
 #include "engine/core/error.h"
@@ -29,14 +30,14 @@ void add_profile_input_flags(CLI::App* sub, ProfileInputs& in) {
   ncu->excludes(trace);
   sub->add_option("--peak-bw", in.peak_bw_gbps,
                   "P in GB/s: the device-to-device copy bandwidth the probe measured (day18 probe)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite_number());
   sub->add_option("--peak-flops", in.peak_tflops,
                   "Compute roof in TFLOP/s: the tensor-core GEMM rate measured on this GPU "
                   "(day18 calibrate)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite_number());
   sub->add_option("--peak-fma-flops", in.peak_fma_tflops,
                   "FP32 FMA-pipe roof in TFLOP/s (default: --peak-flops)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_finite_number());
   sub->add_option("--roof", in.roof_file,
                   "JSON with the roof: day18 calibrate --json (P and both FLOP peaks) or day18 "
                   "probe --json (P); --peak-* flags override it");
@@ -54,7 +55,7 @@ void add_profile_input_flags(CLI::App* sub, ProfileInputs& in) {
   sub->add_option("--sm-count", in.sm_count,
                   "SMs of the traced GPU (a trace has no launch statistics; default: this "
                   "machine's GPU, else 132 as on an H100/H200)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 100000));
   sub->add_option("--trace-steps", in.trace_steps,
                   "With --trace: only the kernels of these engine steps, N or LO:HI (args.step): "
                   "the decode steps of the shape --batch/--context describe, not the prefill");
@@ -172,6 +173,12 @@ int print_seed_example() {
 int run_classify(const ClassifyOptions& o) {
   if (o.thresholds) return print_thresholds();
   if (o.seed_example) return print_seed_example();
+  // Before the table: a --json that cannot be written is said at once, not after it.
+  if (!o.in.json.empty()) require_writable_path(o.in.json, "--json");
+  require_distinct_paths({{"--ncu", o.in.ncu},
+                          {"--trace", o.in.trace},
+                          {"--roof", o.in.roof_file},
+                          {"--json", o.in.json}});
   const Analysis a = run_profile_analysis(o.in, "classify");
   std::fputs(analysis_table(a, !o.brief).c_str(), stdout);
   write_analysis_json(a, o.in.json, "--json");

@@ -27,7 +27,8 @@ FailureText describe_failure(const std::exception& e, bool verbose) {
             "machine can give; try a smaller --preset, fewer --requests or a shorter context",
             3};
   if (const auto* j = dynamic_cast<const nlohmann::json::exception*>(&e))
-    return {std::string("day18: error: a JSON input has the wrong structure (") + j->what() +
+    return {"day18: error: a JSON input has the wrong structure (" +
+                json_library_message(j->what()) +
                 "): check that the file is the kind the flag asks for (e.g. --roof takes the "
                 "JSON of `day18 calibrate --json` or `day18 probe --json`)",
             3};

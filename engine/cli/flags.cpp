@@ -79,6 +79,35 @@ CLI::Validator non_negative_number() {
       ">= 0");
 }
 
+std::string empty_value_error(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) {
+    for (const CLI::Option* opt : sub->get_options()) {
+      if (opt->count() == 0 || opt->get_type_size() == 0) continue;  // not given, or a flag
+      for (const std::string& r : opt->results())
+        if (r.empty()) {
+          if (opt->get_positional())
+            return sub->get_name() + ": the " + opt->get_name(true) +
+                   " argument is empty (''): give one";
+          return opt->get_name() + ": the value is empty (''): give one, or leave " +
+                 opt->get_name() + " out for its default";
+        }
+    }
+    if (std::string e = empty_value_error(*sub); !e.empty()) return e;
+  }
+  return "";
+}
+
+CLI::Validator positive_finite_number() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
+        if (!(v > 0 && v <= std::numeric_limits<double>::max())) return text + " is not > 0";
+        return "";
+      },
+      "> 0");
+}
+
 CLI::Validator seed_validator() {
   return CLI::Validator(
       [](std::string& text) -> std::string {

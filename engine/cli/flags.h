@@ -34,6 +34,15 @@ CLI::Validator integer_in(int64_t lo, int64_t hi);
 CLI::Validator non_negative_number();
 CLI::Validator seed_validator();
 
+// A value no option of day18 takes: the empty string, given on purpose or by an unset shell
+// variable (`--json "$OUT"`). Returns "--json: the value is empty ('') ..." for the first option of
+// the parsed (sub)commands that got one, or "" when there is none. main() refuses the command with
+// it (exit 2) before anything runs: an empty path must not silently mean "not given".
+std::string empty_value_error(const CLI::App& app);
+
+// A finite number > 0 (nan, inf, 0 and negatives refused; CLI::PositiveNumber lets nan through).
+CLI::Validator positive_finite_number();
+
 // "auto" -> cuda when a GPU is usable, else cpu; "cuda" without a GPU throws naming `command`.
 Device resolve_device(const std::string& device, const char* command);
 // "auto" -> fp16 on cuda, fp32 on cpu.

@@ -60,12 +60,8 @@ int run_generate(const GenerateOptions& o) {
   const DType dtype = resolve_dtype(o.dtype, device);
   const std::vector<int32_t> prompt = parse_token_ids("--prompt-ids", o.prompt_ids);
   const int64_t P = static_cast<int64_t>(prompt.size());
-  // Fail before the run, not after it: the dump's folder must exist.
-  if (!o.dump_logits.empty()) {
-    const std::filesystem::path dir = std::filesystem::path(o.dump_logits).parent_path();
-    DAY18_REQUIRE(dir.empty() || std::filesystem::is_directory(dir), "--dump-logits: cannot write '",
-                  o.dump_logits, "': the folder '", dir.string(), "' does not exist");
-  }
+  // Fail before the run, not after it: the dump must be a file we can write.
+  if (!o.dump_logits.empty()) require_writable_path(o.dump_logits, "--dump-logits");
 
   // The model's shape first (cheap), to check the lengths before anything big is allocated.
   if (!o.model.empty())

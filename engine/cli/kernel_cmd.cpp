@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "engine/cli/commands.h"
 #include "engine/cli/flags.h"
+#include "engine/core/file_io.h"
 #include "engine/core/safetensors.h"
 #include "engine/ops/registry.h"
 
@@ -65,12 +67,16 @@ int run_kernel(const KernelOptions& o) {
   DAY18_REQUIRE(!o.out.empty(), "kernel: --out <outputs.safetensors> is required");
   const OpDef& op = OpRegistry::instance().find(o.op);
   const Device device = resolve_device(o.device, "kernel");
+  // Before the op runs: --out writable, and not the input (which it would overwrite).
+  require_writable_path(o.out, "--out");
+  require_distinct_paths({{"--in", o.in}, {"--out", o.out}});
 
   TensorFile file = read_safetensors(o.in);
   std::map<std::string, std::string> kv;  // keys starting with '_' are provenance, not attributes
   for (auto& [k, v] : file.metadata)
     if (!k.empty() && k[0] != '_') kv[k] = v;
   Attrs attrs(kv);
+  std::set<std::string> given;
   for (const std::string& kv : o.attrs) {
     auto eq = kv.find('=');
     DAY18_REQUIRE(eq != std::string::npos && eq > 0, "--attr expects key=value, got '", kv, "'");
@@ -84,6 +90,9 @@ int run_kernel(const KernelOptions& o) {
     }
     DAY18_REQUIRE(known, "--attr ", kv, ": ", op.name, " has no attribute '", key, "' (",
                   names.empty() ? std::string("it has none") : "known: " + names, ")");
+    // Twice: which one was meant? (the last would win without a word)
+    DAY18_REQUIRE(given.insert(key).second, "--attr ", key,
+                  " is given twice (each attribute once)");
     attrs.set(key, kv.substr(eq + 1));
   }
   TensorStore io(device);

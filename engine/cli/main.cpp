@@ -14,6 +14,7 @@
 
 #include "engine/cli/commands.h"
 #include "engine/cli/error_text.h"
+#include "engine/cli/flags.h"
 #include "engine/core/build_info.h"
 #include "engine/core/error.h"
 #include "engine/ops/attention.h"
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
     // (CLI11 would return its own codes, 105 and up), and names the flag and the value given.
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (const std::string empty = day18::cli::empty_value_error(app); !empty.empty()) {
+    std::fprintf(stderr, "day18: error: %s\n", empty.c_str());
+    return 2;
   }
   try {
     day18::set_default_paged_attention_version(day18::parse_paged_attention_version(paged_attention));

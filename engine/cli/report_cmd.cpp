@@ -34,13 +34,17 @@ struct ReportOptions {
   bool no_plots = false;
 };
 
-
+// A given PNG must be a file we can read: checked before --out is made.
+void check_figure(const std::string& src, const char* flag) {
+  if (src.empty()) return;
+  const std::string why = unreadable_reason(src);
+  if (!why.empty()) throw InvalidArgument(std::string(flag) + " " + src + ": " + why);
+}
 
 // Copies a given PNG into DIR (under its own name) and returns the name the page links.
 std::string copy_figure(const std::string& src, const char* flag, const fs::path& dir) {
   if (src.empty()) return "";
-  if (!fs::is_regular_file(src))
-    throw InvalidArgument(std::string(flag) + " " + src + ": no such file");
+  check_figure(src, flag);
   const fs::path dst = dir / fs::path(src).filename();
   std::error_code ec;
   if (!fs::exists(dst) || !fs::equivalent(src, dst, ec))
@@ -84,6 +88,24 @@ int run_report(const ReportOptions& o) {
                             fs::path(t).stem().string() + "); its figure would overwrite");
   }
   in.command = command_line(o);
+  check_figure(o.timeline_png, "--timeline-png");
+  check_figure(o.roofline_png, "--roofline-png");
+  // Every file the report writes into --out has its own name: two given PNGs of one file name,
+  // or a PNG named like an experiment's figure, would overwrite each other there.
+  std::vector<std::pair<std::string, std::string>> names = {{"report.md", "the page"}};
+  if (!o.timeline_png.empty())
+    names.emplace_back(fs::path(o.timeline_png).filename().string(), "--timeline-png");
+  if (!o.roofline_png.empty())
+    names.emplace_back(fs::path(o.roofline_png).filename().string(), "--roofline-png");
+  if (!o.no_plots)
+    for (const std::string& t : o.tunes)
+      names.emplace_back(fs::path(t).stem().string() + ".png", "the figure of --tune " + t);
+  for (size_t i = 0; i < names.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (names[i].first == names[j].first)
+        throw InvalidArgument(names[i].second + " and " + names[j].second + " would both be " +
+                              (fs::path(o.out) / names[i].first).string() +
+                              ": rename one of the files");
 
   const fs::path dir(o.out);
   std::error_code ec;

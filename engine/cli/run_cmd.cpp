@@ -36,12 +36,9 @@ int run(const RunOptions& o) {
   const Workload w = plan_workload(o, "run");
   const EngineConfig& c = w.config;
   const ModelConfig& shape = w.shape;
-  // Fail before the run, not after it: the --json folder must exist.
-  if (!o.json.empty()) {
-    const std::filesystem::path dir = std::filesystem::path(o.json).parent_path();
-    DAY18_REQUIRE(dir.empty() || std::filesystem::is_directory(dir), "--json: cannot write '",
-                  o.json, "': the folder '", dir.string(), "' does not exist");
-  }
+  // Fail before the run, not after it: --json must be a file we can write.
+  if (!o.json.empty()) require_writable_path(o.json, "--json");
+  require_distinct_paths({{"--prompt-file", o.prompt_file}, {"--json", o.json}});
   if (!o.quiet && c.device == Device::cpu && shape.num_parameters() > 100'000'000)
     std::fprintf(stderr,
                  "run: %s has %.2f B parameters: the CPU backend (plain C++ loops, the oracles) "

@@ -47,22 +47,17 @@ std::string default_metrics_path(const std::string& out) {
   return p.string() + ".metrics.json";
 }
 
-// The folder of an output file must exist before the run, not after it.
-void require_folder(const std::string& path, const char* flag) {
-  if (path.empty()) return;
-  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  DAY18_REQUIRE(dir.empty() || std::filesystem::is_directory(dir), flag, ": cannot write '", path,
-                "': the folder '", dir.string(), "' does not exist");
-}
-
 int trace_run(const TraceOptions& o) {
   const Workload w = plan_workload(o, "trace");
   const std::string metrics_path = o.metrics.empty() ? default_metrics_path(o.out) : o.metrics;
-  require_folder(o.out, "--out");
-  require_folder(metrics_path, "--metrics");
-  require_folder(o.records, "--records");
-  DAY18_REQUIRE(metrics_path != o.out, "--metrics: '", metrics_path,
-                "' is the --out file; give another name");
+  // Every output writable and each its own file, before the run, not after it.
+  require_writable_path(o.out, "--out");
+  require_writable_path(metrics_path, "--metrics");
+  if (!o.records.empty()) require_writable_path(o.records, "--records");
+  require_distinct_paths({{"--prompt-file", o.prompt_file},
+                          {"--out", o.out},
+                          {"--metrics", metrics_path},
+                          {"--records", o.records}});
   const bool cuda = w.config.device == Device::cuda;
 
   trace::set_thread_name("engine (main thread)");

@@ -19,10 +19,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/cli/plot_scripts.h"
 #include "engine/cli/commands.h"
 #include "engine/cli/flags.h"
+#include "engine/cli/plot_scripts.h"
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 #include "engine/core/memory.h"
 #include "engine/profiling/kernel_analysis.h"
 #include "engine/tuning/experiment.h"
@@ -77,16 +78,17 @@ std::string command_line(const std::string& exp, const TuneCliOptions& o) {
 
 int run_experiment(const std::string& exp, const TuneCliOptions& o) {
   // Flags first, so that a mistake is reported on any machine.
-  if (!o.json.empty()) {
-    const fs::path dir = fs::path(o.json).parent_path();
-    DAY18_REQUIRE(dir.empty() || fs::is_directory(dir), "tune ", exp, " --json: cannot write '",
-                  o.json, "': the folder '", dir.string(), "' does not exist");
-  }
+  if (!o.json.empty()) require_writable_path(o.json, "tune " + exp + " --json");
+  require_distinct_paths({{"--roof", o.roof}, {"--json", o.json}});
   if (!o.roof.empty()) (void)read_roof_json(o.roof);  // InvalidArgument naming the file
   std::set<int> seen;
   for (int b : o.batches)
     DAY18_REQUIRE(seen.insert(b).second, "tune ", exp, " --batches: ", b,
                   " is given twice (each batch size once)");
+  std::set<std::string> seen_presets;
+  for (const std::string& p : o.presets)
+    DAY18_REQUIRE(seen_presets.insert(p).second, "tune ", exp, " --presets: ", p,
+                  " is given twice (each model once)");
   if (!cuda_available()) {
     std::fprintf(stderr,
                  "day18 tune %s: this experiment needs a CUDA GPU, and there is none here (%s).\n"
@@ -117,11 +119,12 @@ int run_experiment(const std::string& exp, const TuneCliOptions& o) {
 }
 
 int run_show(const TuneCliOptions& o) {
+  // The --plot folder before the tables, so that a mistake is not buried under them.
+  DAY18_REQUIRE(o.plot_dir.empty() || fs::is_directory(o.plot_dir), "tune show --plot: '",
+                o.plot_dir, "' is not a folder (create it first)");
   const tuning::Experiment e = tuning::read_experiment(o.show_file);
   std::fputs(tuning::experiment_tables(e).c_str(), stdout);
   if (o.plot_dir.empty()) return 0;
-  DAY18_REQUIRE(fs::is_directory(o.plot_dir), "tune show --plot: '", o.plot_dir,
-                "' is not a folder (create it first)");
   const fs::path script = find_script("plot_experiments.py");
   if (script.empty()) {
     std::fprintf(stderr,

@@ -7,6 +7,7 @@
 
 #include "engine/cli/flags.h"
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 #include "engine/core/parse.h"
 #include "engine/core/rng.h"
 
@@ -19,8 +20,10 @@ void add_workload_options(CLI::App* sub, WorkloadOptions& o) {
   add_dtype_flag(sub, o.dtype);
   add_device_flag(sub, o.device);
   sub->add_option("--requests", o.requests, "Number of requests")
-      ->check(integer_in(1, kMaxRequests));
-  sub->add_option("--prompt-len", o.prompt_len, "Prompt length N or LO:HI (random)");
+      ->check(integer_in(1, kMaxRequests))
+      ->each([&o](const std::string&) { o.requests_given = true; });
+  sub->add_option("--prompt-len", o.prompt_len, "Prompt length N or LO:HI (random)")
+      ->each([&o](const std::string&) { o.prompt_len_given = true; });
   sub->add_option("--output-len", o.output_len, "Generated tokens N or LO:HI (random)");
   sub->add_option("--prompt-file", o.prompt_file, "Token ids, one request per line");
   sub->add_option("--max-num-seqs", o.max_num_seqs, "Sequences per step at most")
@@ -28,7 +31,8 @@ void add_workload_options(CLI::App* sub, WorkloadOptions& o) {
   sub->add_option("--max-num-batched-tokens", o.max_num_batched_tokens, "Tokens per step")
       ->check(integer_at_least(1));
   sub->add_option("--max-model-len", o.max_model_len, "Prompt + output at most")
-      ->check(integer_at_least(1));
+      ->check(integer_at_least(1))
+      ->each([&o](const std::string&) { o.max_model_len_given = true; });
   sub->add_option("--num-gpu-blocks", o.num_gpu_blocks, "KV blocks (0: derive)")
       ->check(integer_at_least(0));
   sub->add_option("--gpu-memory-utilization", o.gpu_memory_utilization,
@@ -71,8 +75,24 @@ Workload plan_workload(const WorkloadOptions& o, const char* command) {
       o.model.empty()
           ? ModelConfig::preset(c.preset)
           : ModelConfig::from_json_file((std::filesystem::path(o.model) / "config.json").string());
+  // The default (2048) is capped by the model's context; a value given is honoured or refused.
+  DAY18_REQUIRE(!o.max_model_len_given || o.max_model_len <= w.shape.max_position,
+                "--max-model-len ", o.max_model_len, " is more than ", w.shape.name,
+                " can attend to (max_position_embeddings ", w.shape.max_position,
+                "); give at most ", w.shape.max_position);
   w.context = std::min(o.max_model_len, w.shape.max_position);
+  DAY18_REQUIRE(o.prompt_file.empty() || (!o.requests_given && !o.prompt_len_given),
+                "--prompt-file ", o.prompt_file, ": its lines are the requests and their prompts; ",
+                o.requests_given ? "--requests" : "--prompt-len",
+                " would be ignored, leave it out");
   // Said with the flags as typed here, before the engine's own check says it in its field names.
+  DAY18_REQUIRE(o.max_num_seqs <= o.max_num_batched_tokens, "--max-num-seqs ", o.max_num_seqs,
+                " is more than --max-num-batched-tokens ", o.max_num_batched_tokens,
+                ": each sequence of a step takes at least one of the step's tokens; lower "
+                "--max-num-seqs or raise --max-num-batched-tokens");
+  DAY18_REQUIRE(o.num_gpu_blocks < (int64_t{1} << 31) / o.block_size, "--num-gpu-blocks ",
+                o.num_gpu_blocks, " x --block-size ", o.block_size,
+                " is more KV slots than int32 slot ids can number (2^31); give fewer");
   if (o.num_gpu_blocks > 0) {
     const int64_t need = (w.context + o.block_size - 1) / o.block_size;
     DAY18_REQUIRE(o.num_gpu_blocks >= need, "--num-gpu-blocks ", o.num_gpu_blocks, " x --block-size ",
@@ -89,8 +109,7 @@ AddedRequests add_requests(LLMEngine& engine, const WorkloadOptions& o, const Wo
   const int64_t max_len = engine.config().max_model_len;
   std::vector<std::vector<int32_t>> prompts;
   if (!o.prompt_file.empty()) {
-    std::ifstream f(o.prompt_file);
-    DAY18_REQUIRE(f.good(), "--prompt-file: cannot open ", o.prompt_file);
+    std::ifstream f = open_input_file(o.prompt_file, "--prompt-file");
     std::string line;
     for (int64_t n = 1; std::getline(f, line); ++n) {
       // Strict: "5x", "abc" or 4294967297 is an error naming the line, never dropped or wrapped.

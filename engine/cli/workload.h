@@ -29,6 +29,10 @@ struct WorkloadOptions {
   float temperature = 0.f, top_p = 1.f;
   int32_t top_k = 0;
   uint64_t seed = 0;
+  // Given on the command line (not the default): a value that cannot be honoured is refused,
+  // not quietly replaced (a --max-model-len beyond the model's context, --prompt-len or
+  // --requests beside --prompt-file, whose lines are the requests).
+  bool max_model_len_given = false, requests_given = false, prompt_len_given = false;
 };
 
 // The largest workload these commands build: its prompts are generated up front, in host memory.

@@ -1,5 +1,17 @@
 #include "engine/core/error.h"
 
+namespace day18 {
+
+std::string json_library_message(std::string_view what) {
+  // "[json.exception.<kind>.<id>] " at the start.
+  if (what.rfind("[json.exception.", 0) == 0)
+    if (const size_t end = what.find("] "); end != std::string_view::npos)
+      return std::string(what.substr(end + 2));
+  return std::string(what);
+}
+
+}  // namespace day18
+
 namespace day18::detail {
 
 std::string_view cuda_error_hint(cudaError_t err) {

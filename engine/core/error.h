@@ -20,6 +20,10 @@
 
 namespace day18 {
 
+// A JSON library's message as a user reads it: nlohmann's "[json.exception.parse_error.101] parse
+// error at line 3, column 1: ..." without the bracketed id, which says nothing to them.
+std::string json_library_message(std::string_view what);
+
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

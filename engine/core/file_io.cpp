@@ -15,8 +15,7 @@
 namespace day18 {
 namespace fs = std::filesystem;
 
-void write_file_atomically(const std::string& path, std::string_view what,
-                           const std::function<void(std::ostream&)>& write) {
+void require_writable_path(const std::string& path, std::string_view what) {
   DAY18_REQUIRE(!path.empty(), what, ": the output path is empty");
   const fs::path p(path);
   const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
@@ -24,6 +23,45 @@ void write_file_atomically(const std::string& path, std::string_view what,
   DAY18_REQUIRE(fs::is_directory(dir, ec), what, ": cannot write '", path, "': the folder '",
                 dir.string(), "' does not exist");
   DAY18_REQUIRE(!fs::is_directory(p, ec), what, ": cannot write '", path, "': it is a folder");
+}
+
+void require_distinct_paths(
+    const std::vector<std::pair<std::string_view, std::string>>& flag_paths) {
+  std::vector<std::pair<std::string_view, fs::path>> seen;
+  for (const auto& [flag, path] : flag_paths) {
+    if (path.empty()) continue;
+    std::error_code ec;
+    fs::path norm = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    if (ec) norm = fs::absolute(path).lexically_normal();
+    for (const auto& [other_flag, other] : seen)
+      DAY18_REQUIRE(norm != other, flag, ": '", path, "' is also the ", other_flag,
+                    " file; give another name");
+    seen.emplace_back(flag, norm);
+  }
+}
+
+std::string unreadable_reason(const std::string& path) {
+  if (path.empty()) return "the path is empty";
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) return "no such file";
+  if (fs::is_directory(st)) return "it is a folder, not a file";
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::strerror(errno);
+  return "";
+}
+
+std::ifstream open_input_file(const std::string& path, std::string_view what) {
+  const std::string why = unreadable_reason(path);
+  DAY18_REQUIRE(why.empty(), what, " ", path, ": cannot read it: ", why);
+  return std::ifstream(path, std::ios::binary);
+}
+
+void write_file_atomically(const std::string& path, std::string_view what,
+                           const std::function<void(std::ostream&)>& write) {
+  require_writable_path(path, what);
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
 
   // A new file that only this call knows (O_EXCL): never a file the user already has.
   const std::string tmpl = (dir / (p.filename().string() + ".tmp.XXXXXX")).string();

@@ -40,7 +40,7 @@ SafetensorsHeader parse_safetensors_header(std::string_view bytes, uint64_t file
   try {
     header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + header_len);
   } catch (const nlohmann::json::exception& e) {
-    DAY18_REQUIRE(false, what, ": malformed JSON header: ", e.what());
+    DAY18_REQUIRE(false, what, ": malformed JSON header: ", json_library_message(e.what()));
   }
   DAY18_REQUIRE(header.is_object(), what, ": header is not a JSON object");
 
@@ -109,8 +109,9 @@ SafetensorsHeader parse_safetensors_header(std::string_view bytes, uint64_t file
 }
 
 SafetensorsHeader read_safetensors_header(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  DAY18_REQUIRE(why.empty(), "cannot open safetensors file '", path, "': ", why);
   std::ifstream in(path, std::ios::binary);
-  DAY18_REQUIRE(in.good(), "cannot open safetensors file '", path, "'");
   in.seekg(0, std::ios::end);
   const auto end = in.tellg();
   DAY18_REQUIRE(end >= 0, path, ": cannot read the file size");
@@ -145,8 +146,9 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& what) 
 }
 
 TensorFile read_safetensors(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  DAY18_REQUIRE(why.empty(), "cannot open safetensors file '", path, "': ", why);
   std::ifstream in(path, std::ios::binary);
-  DAY18_REQUIRE(in.good(), "cannot open safetensors file '", path, "'");
   std::ostringstream ss;
   ss << in.rdbuf();
   return parse_safetensors(ss.str(), path);

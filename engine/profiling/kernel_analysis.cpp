@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 #include "engine/profiling/calibration_kernels.h"
 
 namespace day18 {
@@ -71,15 +72,79 @@ std::string fmtd(const char* f, double v) {
   return buf;
 }
 
-double product(const nlohmann::json& a) {
-  if (!a.is_array() || a.empty()) return 0;
-  double p = 1;
-  for (const auto& v : a) {
-    if (!v.is_number()) return 0;
-    p *= v.get<double>();
+// One event of a Chrome trace, read field by field: an absent field is its default, a field of
+// the wrong type an error naming the file, the event and the key (--trace T.json:
+// traceEvents[12].args.grid: expected an array of numbers, got "abc"), never nlohmann's bare
+// type_error. Written for `day18 trace` output, tolerant of what other tools write where the
+// format allows it (a string tid, as PyTorch's profiler writes for its streams).
+class TraceEvent {
+ public:
+  TraceEvent(const nlohmann::json& e, const std::string& source, size_t i)
+      : e_(e), where_("--trace " + source + ": traceEvents[" + std::to_string(i) + "]") {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& what,
+                         const nlohmann::json& v) const {
+    throw InvalidArgument(where_ + "." + key + ": expected " + what + ", got " + v.dump());
   }
-  return p;
-}
+  std::string str(const char* key) const { return str_in(e_, key, key); }
+  double number(const char* key) const {
+    if (!e_.contains(key))
+      throw InvalidArgument(where_ + ": no \"" + key +
+                            "\" (a complete \"X\" slice has numeric ts and dur)");
+    const nlohmann::json& v = e_.at(key);
+    if (!v.is_number() || !std::isfinite(v.get<double>())) fail(key, "a finite number", v);
+    return v.get<double>();
+  }
+  // pid and tid: an integer, or a name (hashed to an id: only equality matters here).
+  int64_t id(const char* key) const {
+    if (!e_.contains(key)) return 0;
+    const nlohmann::json& v = e_.at(key);
+    if (v.is_number_integer()) return v.get<int64_t>();
+    if (v.is_string()) return static_cast<int64_t>(std::hash<std::string>{}(v.get<std::string>()));
+    fail(key, "an integer or a string", v);
+  }
+  const nlohmann::json* args() const {
+    if (!e_.contains("args")) return nullptr;
+    if (!e_.at("args").is_object()) fail("args", "an object", e_.at("args"));
+    return &e_.at("args");
+  }
+  std::string arg_str_or_int(const nlohmann::json& args, const char* key) const {
+    if (!args.contains(key)) return "";
+    const nlohmann::json& v = args.at(key);
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+    fail(std::string("args.") + key, "a string or an integer", v);
+  }
+  // grid and block: [x, y, z] of positive numbers; their product.
+  double arg_product(const nlohmann::json& args, const char* key) const {
+    if (!args.contains(key)) return 0;
+    const nlohmann::json& a = args.at(key);
+    bool ok = a.is_array() && !a.empty();
+    double p = 1;
+    for (const auto& v : ok ? a : nlohmann::json::array()) {
+      ok = ok && v.is_number() && v.get<double>() > 0 && std::isfinite(v.get<double>());
+      if (ok) p *= v.get<double>();
+    }
+    if (!ok) fail(std::string("args.") + key, "an array of positive numbers", a);
+    return p;
+  }
+  int64_t arg_int_or(const nlohmann::json& args, const char* key, int64_t dflt) const {
+    if (!args.contains(key)) return dflt;
+    const nlohmann::json& v = args.at(key);
+    if (!v.is_number_integer()) fail(std::string("args.") + key, "an integer", v);
+    return v.get<int64_t>();
+  }
+
+ private:
+  std::string str_in(const nlohmann::json& o, const char* key, const std::string& name) const {
+    if (!o.contains(key)) return "";
+    const nlohmann::json& v = o.at(key);
+    if (!v.is_string()) fail(name, "a string", v);
+    return v.get<std::string>();
+  }
+  const nlohmann::json& e_;
+  std::string where_;
+};
 
 // "layer 17 o_proj" -> "layer * o_proj": one row for the same projection in every layer.
 std::string place_pattern(const std::string& what) {
@@ -401,36 +466,28 @@ KernelTrace parse_chrome_trace(const nlohmann::json& j, const std::string& sourc
   std::vector<Op> ops;
   for (size_t i = 0; i < events->size(); ++i) {
     const nlohmann::json& e = (*events)[i];
-    if (!e.is_object() || e.value("ph", "") != "X") continue;
-    const std::string cat = e.value("cat", "");
+    if (!e.is_object())
+      throw InvalidArgument("--trace " + source + ": traceEvents[" + std::to_string(i) +
+                            "]: expected an event (a JSON object), got " + e.dump());
+    const TraceEvent ev(e, source, i);
+    if (ev.str("ph") != "X") continue;
+    const std::string cat = ev.str("cat");
     const bool kernel = cat == "kernel";
     if (!kernel && cat != "memcpy" && cat != "memset") continue;
-    if (!e.contains("ts") || !e.at("ts").is_number() || !e.contains("dur") ||
-        !e.at("dur").is_number())
-      throw InvalidArgument("--trace " + source + ": traceEvents[" + std::to_string(i) + "] (a \"" +
-                            cat + "\" slice) has no numeric ts/dur");
-    Op op{e.at("ts").get<double>(),
-          e.at("dur").get<double>(),
-          e.value("pid", int64_t{0}),
-          e.value("tid", int64_t{0}),
-          kernel,
-          0};
+    Op op{ev.number("ts"), ev.number("dur"), ev.id("pid"), ev.id("tid"), kernel, 0};
+    if (op.dur < 0) ev.fail("dur", "a duration >= 0", e.at("dur"));
     if (kernel) {
       TraceKernel k;
-      k.name = e.value("name", "");
+      k.name = ev.str("name");
       k.start_us = op.ts;
       k.dur_us = op.dur;
       k.pid = op.pid;
       k.tid = op.tid;
-      if (e.contains("args") && e.at("args").is_object()) {
-        const auto& args = e.at("args");
-        if (args.contains("stream") && args.at("stream").is_string())
-          k.stream = args.at("stream").get<std::string>();
-        if (args.contains("grid")) k.grid_blocks = static_cast<int64_t>(product(args.at("grid")));
-        if (args.contains("block"))
-          k.block_threads = static_cast<int64_t>(product(args.at("block")));
-        if (args.contains("step") && args.at("step").is_number_integer())
-          k.step = args.at("step").get<int64_t>();
+      if (const nlohmann::json* args = ev.args()) {
+        k.stream = ev.arg_str_or_int(*args, "stream");
+        k.grid_blocks = static_cast<int64_t>(ev.arg_product(*args, "grid"));
+        k.block_threads = static_cast<int64_t>(ev.arg_product(*args, "block"));
+        k.step = ev.arg_int_or(*args, "step", k.step);
       }
       op.index = out.kernels.size();
       out.kernels.push_back(std::move(k));
@@ -455,13 +512,15 @@ KernelTrace parse_chrome_trace(const nlohmann::json& j, const std::string& sourc
 }
 
 KernelTrace read_chrome_trace(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  if (!why.empty())
+    throw InvalidArgument("--trace " + path + ": cannot open the file (" + why + ")");
   std::ifstream f(path);
-  if (!f) throw InvalidArgument("--trace " + path + ": cannot open the file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
   } catch (const nlohmann::json::parse_error& e) {
-    throw InvalidArgument("--trace " + path + ": not JSON: " + e.what());
+    throw InvalidArgument("--trace " + path + ": not JSON: " + json_library_message(e.what()));
   }
   return parse_chrome_trace(j, path);
 }
@@ -695,13 +754,15 @@ std::string analysis_markdown(const Analysis& a, const std::string& png,
 }
 
 Roof read_roof_json(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  if (!why.empty())
+    throw InvalidArgument("--roof " + path + ": cannot open the file (" + why + ")");
   std::ifstream f(path);
-  if (!f) throw InvalidArgument("--roof " + path + ": cannot open the file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
   } catch (const nlohmann::json::parse_error& e) {
-    throw InvalidArgument("--roof " + path + ": not JSON: " + e.what());
+    throw InvalidArgument("--roof " + path + ": not JSON: " + json_library_message(e.what()));
   }
   Roof r;
   auto num = [&](const char* key) -> double {

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 
 namespace day18::trace {
 
@@ -310,13 +311,16 @@ TraceData trace_data_from_json(const nlohmann::json& j) {
 }
 
 TraceData read_trace_data(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  if (!why.empty())
+    throw InvalidArgument("trace records: cannot open '" + path + "' (" + why + ")");
   std::ifstream f(path);
-  if (!f) throw InvalidArgument("trace records: cannot open '" + path + "'");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
   } catch (const nlohmann::json::parse_error& e) {
-    throw InvalidArgument("trace records: '" + path + "' is not JSON: " + e.what());
+    throw InvalidArgument("trace records: '" + path +
+                          "' is not JSON: " + json_library_message(e.what()));
   }
   return trace_data_from_json(j);
 }

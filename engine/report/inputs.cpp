@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 #include "engine/profiling/kernel_analysis.h"
 
 namespace day18::report {
@@ -26,13 +27,14 @@ class Fields {
     throw InvalidArgument(flag_ + " " + file_ + ": " + (where.empty() ? "" : where + ": ") + what);
   }
   json load(const char* made_by) const {
+    const std::string why = unreadable_reason(file_);
+    if (!why.empty()) fail("", "cannot open it: " + why + " (write it with " + made_by + ")");
     std::ifstream f(file_);
-    if (!f) fail("", std::string("cannot open it (write it with ") + made_by + ")");
     json j;
     try {
       j = json::parse(f);
     } catch (const json::parse_error& e) {
-      fail("", std::string("not JSON: ") + e.what());
+      fail("", "not JSON: " + json_library_message(e.what()));
     }
     if (!j.is_object()) fail("", "expected a JSON object, got " + std::string(j.type_name()));
     return j;

@@ -48,7 +48,7 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    DAY18_REQUIRE(false, what, ": malformed JSON: ", e.what());
+    DAY18_REQUIRE(false, what, ": malformed JSON: ", json_library_message(e.what()));
   }
   DAY18_REQUIRE(j.is_object(), what, ": not a JSON object");
 

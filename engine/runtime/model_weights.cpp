@@ -105,7 +105,7 @@ std::map<std::string, Location> index_folder(const std::string& dir) {
   try {
     j = json::parse(ss.str());
   } catch (const json::exception& e) {
-    DAY18_REQUIRE(false, index.string(), ": malformed JSON: ", e.what());
+    DAY18_REQUIRE(false, index.string(), ": malformed JSON: ", json_library_message(e.what()));
   }
   DAY18_REQUIRE(j.is_object() && j.contains("weight_map") && j["weight_map"].is_object(),
                 index.string(), ": missing 'weight_map'");

@@ -274,13 +274,15 @@ Experiment experiment_from_json(const nlohmann::json& j, const std::string& wher
 }
 
 Experiment read_experiment(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  if (!why.empty()) throw InvalidArgument("tune show: cannot read '" + path + "': " + why);
   std::ifstream f(path);
-  if (!f) throw InvalidArgument("tune show: cannot read '" + path + "' (no such file?)");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(f);
   } catch (const nlohmann::json::parse_error& err) {
-    throw InvalidArgument("tune show: '" + path + "' is not JSON: " + err.what());
+    throw InvalidArgument("tune show: '" + path +
+                          "' is not JSON: " + json_library_message(err.what()));
   }
   return experiment_from_json(j, path);
 }

@@ -11,6 +11,7 @@ array. Scripts that need matplotlib before they read their input are run only wh
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 import subprocess
 import sys
@@ -66,6 +67,54 @@ class BadInputs(unittest.TestCase):
                     self.assertIn(f.name, said, f"{script} {what}: the message does not name the file")
                     ran += 1
         self.assertGreaterEqual(ran, 20)
+
+
+class LabRunnerFiles(unittest.TestCase):
+    """scripts/lab reads back what it wrote: the last check's results (scripts/lab labs), the
+    test binary's GoogleTest JSON and the timings (scripts/lab check). A cut-short or edited one
+    is one line naming it and what to do. Before: a JSONDecodeError or KeyError traceback."""
+
+    def run_labs(self, text: str) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryDirectory() as d:
+            results = pathlib.Path(d) / "labs" / "results"
+            results.mkdir(parents=True)
+            (results / "lab02_student.json").write_text(text)
+            return subprocess.run([sys.executable, str(ROOT / "scripts/lab_runner.py"), "--build", d, "labs"],
+                                  capture_output=True, text=True, timeout=120)
+
+    def test_a_broken_last_check_is_named(self) -> None:
+        good = json.dumps({"lab": "02", "score": 30, "max_score": 40, "when": "2026-01-01T10:00:00"})
+        self.assertEqual(self.run_labs(good).returncode, 0)
+        for what, text in (("cut short", good[: len(good) // 2]), ("a list", "[1]"),
+                           ("no score", '{"max_score": 2, "when": "t"}'),
+                           ("a string score", '{"score": "x", "max_score": 2, "when": "t"}')):
+            with self.subTest(what):
+                r = self.run_labs(text)
+                said = (r.stdout + r.stderr).strip()
+                self.assertNotEqual(r.returncode, 0, said)
+                self.assertNotIn("Traceback", said)
+                self.assertIn("lab02_student.json", said.splitlines()[-1])
+                self.assertIn("scripts/lab check 02", said.splitlines()[-1])
+
+    def test_broken_test_results_and_timings_are_named(self) -> None:
+        code = ("import sys, pathlib; sys.path.insert(0, 'scripts'); import lab_runner as lr; "
+                "f = pathlib.Path(sys.argv[1]); "
+                "lr.parse_results(f) if f.suffix == '.json' else lr.load_timings(f)")
+        with tempfile.TemporaryDirectory() as d:
+            for name, text in (("gtest.json", '{"testsuites": [{"name": "S", "testsuite": [{"na'),
+                               ("gtest.json", '{"testsuites": 7}'),
+                               ("t.jsonl", '{"key": "k", "median_ms": 1.0}\n{"key": "k2"'),
+                               ("t.jsonl", '{"key": "k", "median_ms": "fast"}'),
+                               ("t.jsonl", '{"key": "k", "median_ms": 1.0, "pct_of_p": "x"}')):
+                with self.subTest(name=name, text=text):
+                    f = pathlib.Path(d) / name
+                    f.write_text(text)
+                    r = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True,
+                                       text=True, timeout=60, cwd=ROOT)
+                    said = (r.stdout + r.stderr).strip()
+                    self.assertNotEqual(r.returncode, 0, said)
+                    self.assertNotIn("Traceback", said)
+                    self.assertIn(name, said)
 
 
 if __name__ == "__main__":

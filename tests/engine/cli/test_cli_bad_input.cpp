@@ -62,10 +62,10 @@ Result day18(const std::string& args, int timeout_s = 60) {
 }
 
 // Exit status 2 (bad input), and the output names every part.
-void expect_refused(const std::string& args, std::initializer_list<const char*> parts) {
+void expect_refused(const std::string& args, std::initializer_list<std::string> parts) {
   const Result r = day18(args);
   EXPECT_EQ(r.rc, 2) << "day18 " << args << "\n" << r.out;
-  for (const char* p : parts)
+  for (const std::string& p : parts)
     EXPECT_NE(r.out.find(p), std::string::npos)
         << "day18 " << args << ": output lacks \"" << p << "\":\n"
         << r.out;
@@ -187,6 +187,20 @@ TEST(PythonScripts, BadInputsGiveOneLineErrors) {
   const std::string venv = src + "/.venv/bin/python";
   const std::string py = fs::exists(venv) ? venv : "python3";
   const Result r = shell(py + " " + src + "/tests/scripts/test_script_errors.py", 600);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
+TEST(CliBadInput, JsonOfTheWrongShapeIsNamedWithItsFileAndKey) {
+  // Before: a wrong-typed field of a trace ("ph": 5) ended in "a JSON input has the wrong
+  // structure ([json.exception.type_error.302] ...)", exit 3, naming neither file nor key;
+  // plot_roofline.py, plot_timeline.py, plot_bandwidth.py, plot_lab.py and bench_decode.py
+  // --plot-only died in a TypeError traceback on a string where a number belongs.
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = DAY18_SOURCE_DIR;
+  const std::string venv = src + "/.venv/bin/python";
+  const std::string py = fs::exists(venv) ? venv : "python3";
+  const Result r =
+      shell(py + " " + src + "/tests/scripts/test_json_shapes.py --day18 " + day18_binary(), 900);
   EXPECT_EQ(r.rc, 0) << r.out;
 }
 
@@ -325,6 +339,205 @@ TEST(CliBadInput, NanWeightsStopGenerateWithAClearError) {
                  {"NaN or +inf", "not finite"});
 }
 
+// ---- paths: folders, empty values, outputs checked first, one file per flag -----------------
+
+const std::string kSrc = DAY18_SOURCE_DIR;
+std::string fixture(const std::string& rel) {
+  return kSrc + "/tests/engine/" + rel;
+}
+const std::string kTraceArgs = "--peak-bw 4000 --preset llama-1b --batch 1 --context 512";
+
+TEST(CliBadInput, AFolderGivenAsAnInputFileIsNamedAsAFolder) {
+  // Before: --roof, --trace, --probe and tune show on a folder died "day18: unexpected error:
+  // basic_filebuf::underflow error reading the file: Is a directory" (exit 3, no flag named);
+  // --prompt-file said "no token ids found", kernel --in "0 bytes", --ncu "the file is empty",
+  // --timeline-png "no such file".
+  const fs::path d = fresh_dir("folder_inputs");
+  const std::string dir = (d / "adir").string();
+  fs::create_directories(dir);
+  const std::string folder = "it is a folder, not a file";
+  expect_refused("classify --trace " + fixture("profiling/data/decode_trace_handmade.json") +
+                     " --roof " + dir + " --preset llama-1b --batch 1 --context 512",
+                 {"--roof " + dir, folder});
+  expect_refused("classify --trace " + dir + " " + kTraceArgs, {"--trace " + dir, folder});
+  expect_refused("classify --ncu " + dir, {"--ncu " + dir, folder});
+  expect_refused("report --out " + (d / "r").string() + " --probe " + dir,
+                 {"--probe " + dir, folder});
+  expect_refused("report --out " + (d / "r").string() + " --timeline-png " + dir,
+                 {"--timeline-png " + dir, folder});
+  expect_refused("tune show " + dir, {"tune show", dir, folder});
+  expect_refused("tune block-size --roof " + dir, {"--roof " + dir, folder});
+  expect_refused("run --preset tiny --device cpu --quiet --prompt-file " + dir,
+                 {"--prompt-file " + dir, folder});
+  expect_refused("kernel rms_norm --in " + dir + " --out " + (d / "o.safetensors").string(),
+                 {dir, folder});
+  EXPECT_FALSE(fs::exists(d / "r")) << "report made --out before refusing an input";
+}
+
+TEST(CliBadInput, AnEmptyValueIsRefusedNotTakenAsNotGiven) {
+  // Before: `--json ''` ran and wrote nothing (exit 0), `report --probe ''` wrote a report
+  // without the probe, `--prompt-file ''` ran random prompts, `--trace-steps ''` took every step:
+  // an unset shell variable ($OUT) silently meant "not given".
+  const fs::path d = fresh_dir("empty_values");
+  for (const std::string& args :
+       {kTinyRun + "--json ''", kTinyRun + "--prompt-file ''",
+        "report --probe '' --out " + (d / "r").string(),
+        "classify --trace " + fixture("profiling/data/decode_trace_handmade.json") + " " +
+            kTraceArgs + " --trace-steps ''",
+        std::string("generate --preset tiny --prompt-ids 1 --dump-logits ''"),
+        std::string("tune show ''"), std::string("kernel rms_norm --in '' --out x")}) {
+    const Result r = day18(args);
+    EXPECT_EQ(r.rc, 2) << "day18 " << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("is empty ('')"), std::string::npos) << "day18 " << args << "\n" << r.out;
+  }
+  EXPECT_FALSE(fs::exists(d / "r"));
+  expect_refused(kTinyRun + "--json ''",
+                 {"--json: the value is empty (''): give one, or leave --json out"});
+  expect_refused("tune show ''", {"show: the file argument is empty ('')"});
+}
+
+TEST(CliBadInput, OutputPathsAreCheckedBeforeTheWorkNotAfterIt) {
+  // Before: classify printed its whole table and then failed on --json; run, generate and
+  // trace ran the whole workload before finding that --json/--dump-logits/--out is a folder;
+  // tune show printed its tables before refusing --plot.
+  const fs::path d = fresh_dir("outputs_first");
+  const std::string dir = (d / "adir").string();
+  fs::create_directories(dir);
+  const std::string trace = fixture("profiling/data/decode_trace_handmade.json");
+  for (const std::string& json : {dir, (d / "no" / "a.json").string()}) {
+    const Result r = day18("classify --trace " + trace + " " + kTraceArgs + " --json " + json);
+    EXPECT_EQ(r.rc, 2) << r.out;
+    EXPECT_NE(r.out.find("--json: cannot write '" + json + "'"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("Kernel profile"), std::string::npos) << "the table came first:\n"
+                                                               << r.out;
+  }
+  struct Case {
+    std::string args, said, not_before;
+  };
+  const Case cases[] = {
+      {kTinyRun + "--json " + dir, "--json: cannot write '" + dir + "': it is a folder",
+       "tokens/s"},
+      {"generate --preset tiny --prompt-ids 1,2 --dump-logits " + dir,
+       "--dump-logits: cannot write '" + dir + "': it is a folder", "tokens:"},
+      {"trace --device cpu --preset tiny --requests 2 --output-len 4 --out " + dir,
+       "--out: cannot write '" + dir + "': it is a folder", "trace:"},
+      {"tune show " + fixture("report/data/block_size.json") + " --plot " + (d / "no").string(),
+       "--plot", "(b = baseline"},
+  };
+  for (const Case& c : cases) {
+    const Result r = day18(c.args);
+    EXPECT_EQ(r.rc, 2) << "day18 " << c.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.said), std::string::npos) << "day18 " << c.args << "\n" << r.out;
+    EXPECT_EQ(r.out.find(c.not_before), std::string::npos)
+        << "day18 " << c.args << ": worked before refusing:\n"
+        << r.out;
+  }
+}
+
+TEST(CliBadInput, TwoFlagsNamingOneFileAreRefusedAndNothingIsOverwritten) {
+  // Before: `kernel --in x --out x` replaced the inputs with the outputs; `analyze --out a.md
+  // --json a.md` left the JSON where the page should be; `--roofline a.md` the PNG; `trace
+  // --out t.json --records t.json` the records where the trace should be. Each exit 0 or 2
+  // after the damage.
+  const fs::path d = fresh_dir("same_file");
+  const std::string in = (d / "in.safetensors").string();
+  fs::copy_file(kSrc + "/reference/outputs/rms_norm_basic_fp32.safetensors", in);
+  const std::string before = slurp(in);
+  expect_refused("kernel rms_norm --in " + in + " --out " + in, {"--out", "is also the --in file"});
+  // The same file through another spelling of its path.
+  expect_refused("kernel rms_norm --in " + in + " --out " + (d / "." / "in.safetensors").string(),
+                 {"--out", "is also the --in file"});
+  EXPECT_EQ(slurp(in), before) << "the input was overwritten";
+  const std::string ncu = fixture("profiling/data/details_page.csv");
+  const std::string page = (d / "a.md").string();
+  expect_refused("analyze --ncu " + ncu + " --out " + page + " --json " + page,
+                 {"--json", "is also the --out file"});
+  expect_refused("analyze --ncu " + ncu + " --out " + page + " --roofline " + page,
+                 {"--roofline", "is also the --out file"});
+  expect_refused("analyze --ncu " + ncu + " --out " + ncu, {"--out", "is also the --ncu file"});
+  EXPECT_FALSE(fs::exists(page));
+  const std::string t = (d / "t.json").string();
+  expect_refused(
+      "trace --device cpu --preset tiny --requests 2 --output-len 4 --out " + t + " --records " + t,
+      {"--records", "is also the --out file"});
+  expect_refused(
+      "trace --device cpu --preset tiny --requests 2 --output-len 4 --out " + t + " --metrics " + t,
+      {"--metrics", "is also the --out file"});
+  EXPECT_FALSE(fs::exists(t));
+}
+
+TEST(CliBadInput, ReportFiguresOfOneNameAreRefusedBeforeOutIsMade) {
+  // Before: --timeline-png a/fig.png --roofline-png b/fig.png copied both to OUT/fig.png (the
+  // second over the first) and linked both; a missing --timeline-png was found after --out was
+  // made.
+  const fs::path d = fresh_dir("report_names");
+  fs::create_directories(d / "a");
+  fs::create_directories(d / "b");
+  std::ofstream(d / "a" / "fig.png") << "a";
+  std::ofstream(d / "b" / "fig.png") << "b";
+  const std::string out = (d / "r").string();
+  expect_refused("report --no-plots --out " + out + " --timeline-png " +
+                     (d / "a" / "fig.png").string() + " --roofline-png " +
+                     (d / "b" / "fig.png").string(),
+                 {"--roofline-png and --timeline-png would both be", "fig.png"});
+  std::ofstream(d / "a" / "block_size.png") << "a";
+  expect_refused("report --out " + out + " --tune " + fixture("report/data/block_size.json") +
+                     " --timeline-png " + (d / "a" / "block_size.png").string(),
+                 {"block_size.png", "--timeline-png"});
+  expect_refused("report --out " + out + " --timeline-png " + (d / "missing.png").string(),
+                 {"--timeline-png", "no such file"});
+  EXPECT_FALSE(fs::exists(out)) << "report made --out before refusing";
+}
+
+TEST(CliBadInput, ARepeatedAttributeOrModelIsRefused) {
+  // Before: `--attr eps=1e-5 --attr eps=1e-6` ran with the last one, without a word; `tune
+  // batch-size --presets llama-1b,llama-1b` would measure llama-1b twice (--batches 8,8 was
+  // already refused).
+  expect_refused("tune batch-size --presets llama-1b,llama-1b",
+                 {"--presets", "llama-1b is given twice"});
+  const fs::path d = fresh_dir("attr_twice");
+  expect_refused("kernel rms_norm --in " + kSrc +
+                     "/reference/outputs/rms_norm_basic_fp32.safetensors --out " +
+                     (d / "o.safetensors").string() + " --attr eps=1e-5 --attr eps=1e-6",
+                 {"--attr eps", "given twice"});
+  EXPECT_FALSE(fs::exists(d / "o.safetensors"));
+}
+
+TEST(CliBadInput, EngineLimitsAreSaidInTheFlagsNames) {
+  // Before: "RuntimeLimits: max_num_seqs must be in [1, max_num_tokens = 1], got 64" and
+  // "RuntimeLimits: kv.num_blocks = 4294967297 too large for int32 block ids".
+  expect_refused(kTinyRun + "--max-num-batched-tokens 1",
+                 {"--max-num-seqs 64", "--max-num-batched-tokens 1"});
+  expect_refused(kTinyRun + "--max-num-seqs 4294967297",
+                 {"--max-num-seqs 4294967297", "--max-num-batched-tokens 1024"});
+  expect_refused(kTinyRun + "--num-gpu-blocks 4294967297", {"--num-gpu-blocks 4294967297", "2^31"});
+  for (const char* args : {"--max-num-batched-tokens 1", "--num-gpu-blocks 4294967297"})
+    EXPECT_EQ(day18(kTinyRun + args).out.find("RuntimeLimits"), std::string::npos) << args;
+}
+
+TEST(CliBadInput, AValueThatWouldBeIgnoredIsRefused) {
+  // Before: --max-model-len 4294967297 ran with tiny's 2048 (exit 0); --prompt-len and
+  // --requests beside --prompt-file were dropped; --peak-bw nan was taken as "no P given" (and
+  // the error then asked for --peak-bw); --sm-count 0.5 was accepted.
+  expect_refused(kTinyRun + "--max-model-len 4294967297",
+                 {"--max-model-len 4294967297", "max_position_embeddings 2048"});
+  const fs::path d = fresh_dir("ignored");
+  std::ofstream(d / "p.txt") << "1 2 3\n";
+  const std::string file = " --prompt-file " + (d / "p.txt").string();
+  expect_refused("run --preset tiny --device cpu --quiet --prompt-len 4" + file,
+                 {"--prompt-file", "--prompt-len would be ignored"});
+  expect_refused("run --preset tiny --device cpu --quiet --requests 4" + file,
+                 {"--prompt-file", "--requests would be ignored"});
+  EXPECT_EQ(day18("run --preset tiny --device cpu --quiet --output-len 2" + file).rc, 0);
+  const std::string trace = fixture("profiling/data/decode_trace_handmade.json");
+  expect_refused("classify --trace " + trace +
+                     " --preset llama-1b --batch 1 --context 512 "
+                     "--peak-bw nan",
+                 {"--peak-bw", "nan"});
+  expect_refused("classify --trace " + trace + " " + kTraceArgs + " --sm-count 0.5",
+                 {"--sm-count", "0.5"});
+}
+
 // ---- scripts/lab -----------------------------------------------------------------------------
 
 TEST(LabScript, TourPassesAModelPresetToTheEngine) {
@@ -347,6 +560,37 @@ TEST(LabScript, TourPassesAModelPresetToTheEngine) {
   EXPECT_NE(b.out.find("build=gpu rest=0"), std::string::npos) << b.out;
   // And cmd_tour is the one that passes model presets through.
   EXPECT_NE(slurp(lab).find("PASS_MODEL_PRESETS=1 parse_build_opts \"$@\""), std::string::npos);
+}
+
+TEST(LabScript, BadArgumentsAreRefusedBeforeAnyBuild) {
+  // Before: `scripts/lab check 99` (and run, plot, mutate) built the whole tree, minutes on a
+  // fresh clone, before saying "no lab '99'"; `--arch abc` went into cmake and was written into
+  // the build folder's cache (every later build of it failed); `--arch` with no value died
+  // "$2: unbound variable"; `diff 02 99` printed nothing and exited 0.
+  const std::string lab = "env DAY18_NO_GPU=1 " + kSrc + "/scripts/lab";
+  for (const char* args : {"check 99", "run abc -- tour", "plot 99", "mutate 99", "solution ''"}) {
+    const Result r = shell(lab + " " + args, 60);
+    EXPECT_EQ(r.rc, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("no lab '"), std::string::npos) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("labs: 01 02"), std::string::npos) << args << "\n" << r.out;
+    EXPECT_EQ(r.out.find("building"), std::string::npos) << args << ": it built first\n" << r.out;
+  }
+  for (const char* args : {"build --arch abc", "build --arch=9x", "check 02 --arch sm_90"}) {
+    const Result r = shell(lab + " " + args, 60);
+    EXPECT_EQ(r.rc, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("is not a compute capability"), std::string::npos) << args << "\n"
+                                                                            << r.out;
+  }
+  for (const char* args : {"build --arch", "build --arch ''", "check 02 --arch"}) {
+    const Result r = shell(lab + " " + args, 60);
+    EXPECT_EQ(r.rc, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("--arch needs a value"), std::string::npos) << args << "\n" << r.out;
+    EXPECT_EQ(r.out.find("unbound variable"), std::string::npos) << args << "\n" << r.out;
+  }
+  const Result d = shell(lab + " diff 02 99", 60);
+  EXPECT_EQ(d.rc, 1) << d.out;
+  EXPECT_NE(d.out.find("lab 02 has no task '99' (tasks: cpu_reference"), std::string::npos)
+      << d.out;
 }
 
 }  // namespace

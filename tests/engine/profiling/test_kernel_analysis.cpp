@@ -143,8 +143,51 @@ TEST(KernelAnalysis, NotAChromeTraceIsAClearError) {
   EXPECT_THROW_WITH(parse_chrome_trace(nlohmann::json{{"activities", 1}}, "x.json"),
                     InvalidArgument, "--trace x.json", "not a Chrome trace", "day18 trace");
   nlohmann::json bad = {{"traceEvents", {{{"ph", "X"}, {"cat", "kernel"}, {"name", "k"}}}}};
-  EXPECT_THROW_WITH(parse_chrome_trace(bad, "y.json"), InvalidArgument, "traceEvents[0]", "ts/dur");
+  EXPECT_THROW_WITH(parse_chrome_trace(bad, "y.json"), InvalidArgument, "traceEvents[0]",
+                    "no \"ts\"", "ts and dur");
   EXPECT_THROW_WITH(read_chrome_trace("/no/such.json"), InvalidArgument, "--trace /no/such.json");
+}
+
+TEST(KernelAnalysis, AWrongTypedTraceFieldIsNamedWithItsEventNotANlohmannTypeError) {
+  // Before: "a JSON input has the wrong structure ([json.exception.type_error.302] type must be
+  // string, but is number)", exit 3, naming neither the file nor the field; a wrong-typed
+  // args.step or args.grid was dropped without a word (the kernel then fell outside
+  // --trace-steps, or had no grid).
+  auto slice = [](nlohmann::json patch) {
+    nlohmann::json e = {
+        {"ph", "X"},   {"cat", "kernel"},
+        {"name", "k"}, {"ts", 1.0},
+        {"dur", 2.0},  {"pid", 1},
+        {"tid", 2},    {"args", {{"grid", {4, 1, 1}}, {"block", {128, 1, 1}}, {"step", 3}}}};
+    e.merge_patch(patch);
+    return nlohmann::json{{"traceEvents", {e}}};
+  };
+  const std::pair<nlohmann::json, const char*> cases[] = {
+      {{{"ph", 5}}, "traceEvents[0].ph: expected a string, got 5"},
+      {{{"cat", {{"a", 1}}}}, "traceEvents[0].cat: expected a string"},
+      {{{"name", 7}}, "traceEvents[0].name: expected a string, got 7"},
+      {{{"ts", "abc"}}, "traceEvents[0].ts: expected a finite number, got \"abc\""},
+      {{{"dur", -1}}, "traceEvents[0].dur: expected a duration >= 0, got -1"},
+      {{{"pid", {{"x", 1}}}}, "traceEvents[0].pid: expected an integer or a string"},
+      {{{"args", 7}}, "traceEvents[0].args: expected an object, got 7"},
+      {{{"args", {{"grid", "abc"}}}}, "traceEvents[0].args.grid: expected an array of positive"},
+      {{{"args", {{"block", {128, "x"}}}}}, "traceEvents[0].args.block"},
+      {{{"args", {{"step", "3"}}}}, "traceEvents[0].args.step: expected an integer, got \"3\""},
+  };
+  for (const auto& [patch, want] : cases)
+    EXPECT_THROW_WITH(parse_chrome_trace(slice(patch), "t.json"), InvalidArgument, "--trace t.json",
+                      want);
+  nlohmann::json not_event = {{"traceEvents", {5}}};
+  EXPECT_THROW_WITH(parse_chrome_trace(not_event, "t.json"), InvalidArgument, "traceEvents[0]",
+                    "expected an event");
+  // What other tools write where the format allows it: a named tid, an integer stream.
+  const KernelTrace ok =
+      parse_chrome_trace(slice({{"tid", "stream 7"}, {"args", {{"stream", 7}}}}), "t.json");
+  ASSERT_EQ(ok.kernels.size(), 1u);
+  EXPECT_EQ(ok.kernels[0].stream, "7");
+  EXPECT_EQ(ok.kernels[0].grid_blocks, 4);
+  EXPECT_EQ(ok.kernels[0].block_threads, 128);
+  EXPECT_EQ(ok.kernels[0].step, 3);
 }
 
 TEST(KernelAnalysis, JsonHasWhatThePlotNeeds) {
