@@ -311,6 +311,18 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120, help="seconds allowed per day18 run")
     ap.add_argument("--plot-only", metavar="JSON", help="re-draw the plot and table from a sweep JSON; runs nothing")
     a = ap.parse_args()
+    for flag, v in (("--prompt-len", a.prompt_len), ("--output-len", a.output_len)):
+        if v < 1:
+            ap.error(f"{flag} {v}: must be >= 1")
+    if any(b < 1 for b in a.batches):
+        ap.error(f"--batches {' '.join(map(str, a.batches))}: every batch size must be >= 1")
+    if not a.timeout > 0:
+        ap.error(f"--timeout {a.timeout}: must be > 0 seconds")
+    for flag, v in (("--out", a.out), ("--plot-only", a.plot_only), ("--day18", a.day18)):
+        if v is not None and not v:
+            ap.error(f"{flag}: the path is empty ('')")
+    if a.out and pathlib.Path(a.out).exists() and not pathlib.Path(a.out).is_dir():
+        ap.error(f"--out {a.out}: is a file; give a folder")
 
     if a.plot_only:
         src = pathlib.Path(a.plot_only)

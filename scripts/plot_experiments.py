@@ -44,6 +44,13 @@ class InputError(Exception):
     pass
 
 
+def nonempty_path(text: str) -> Path:
+    """argparse type: a path, never the empty string (which Path() would take as '.')."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty ('')")
+    return Path(text)
+
+
 def load(path: Path) -> dict:
     """The experiment JSON, checked for what the figure needs; InputError with a one-line reason."""
     try:
@@ -311,8 +318,8 @@ DRAW = {"block_size": draw_block_size, "batch_size": draw_batch_size, "precision
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("files", nargs="+", type=Path, help="experiment JSON files (day18 tune --json)")
-    ap.add_argument("--out", type=Path, help="folder for the PNGs (one per file: <stem>.png)")
+    ap.add_argument("files", nargs="+", type=nonempty_path, help="experiment JSON files (day18 tune --json)")
+    ap.add_argument("--out", type=nonempty_path, help="folder for the PNGs (one per file: <stem>.png)")
     ap.add_argument("--check", action="store_true", help="check the files and print what each figure shows; draw nothing")
     args = ap.parse_args(argv)
     try:

@@ -73,11 +73,20 @@ def plot_lanes(ax, timings: dict, title: str) -> bool:
     return True
 
 
+def nonempty_path(text: str) -> Path:
+    """argparse type: a path, never the empty string (which Path() would take as '.')."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty ('')")
+    return Path(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("results", type=Path, help="build*/labs/results/labNN_student.json")
-    ap.add_argument("--out", type=Path, required=True, help="PNG to write")
+    ap.add_argument("results", type=nonempty_path, help="build*/labs/results/labNN_student.json")
+    ap.add_argument("--out", type=nonempty_path, required=True, help="PNG to write")
     args = ap.parse_args()
+    if args.out.is_dir():
+        sys.exit(f"plot_lab: --out {args.out}: is a folder; give the PNG's file name")
     try:
         import matplotlib
         matplotlib.use("Agg")

@@ -125,17 +125,28 @@ def points(analysis: dict) -> list[dict]:
     return out
 
 
+def nonempty_path(text: str) -> Path:
+    """argparse type: a path, never the empty string (which Path() would take as '.')."""
+    if not text:
+        raise argparse.ArgumentTypeError("the path is empty ('')")
+    return Path(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("analysis", type=Path, help="JSON of day18 classify --json / day18 analyze")
-    ap.add_argument("--out", type=Path, required=True, help="PNG to write")
-    ap.add_argument("--roof", type=Path, help="day18 calibrate --json or day18 probe --json file")
+    ap.add_argument("analysis", type=nonempty_path, help="JSON of day18 classify --json / day18 analyze")
+    ap.add_argument("--out", type=nonempty_path, required=True, help="PNG to write")
+    ap.add_argument("--roof", type=nonempty_path, help="day18 calibrate --json or day18 probe --json file")
     ap.add_argument("--peak-bw", type=float, help="P, GB/s (the probe's D2D bandwidth)")
     ap.add_argument("--peak-tflops", type=float, help="tensor-core peak, TFLOP/s")
     ap.add_argument("--peak-fma-tflops", type=float, help="FP32 FMA peak, TFLOP/s (default: --peak-tflops)")
     ap.add_argument("--top", type=int, default=12, help="label the N kernels with the most time (default 12)")
     ap.add_argument("--title", help="figure title (default: the analysis source)")
     args = ap.parse_args()
+    if args.out.is_dir():
+        die(f"--out {args.out}: is a folder; give the PNG's file name")
+    if args.top < 0:
+        die(f"--top {args.top}: must be >= 0 (the number of kernels to label)")
     for flag in ("peak_bw", "peak_tflops", "peak_fma_tflops"):
         v = getattr(args, flag)
         if v is not None and not v > 0:

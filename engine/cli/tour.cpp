@@ -603,7 +603,10 @@ Runner add_tour_command(CLI::App& app) {
   std::vector<std::string> tour_ops;
   for (const OpDef& op : OpRegistry::instance().all())
     if (op.make_case) tour_ops.push_back(op.name);
-  sub->add_option("--ops", o->ops, "Kernel tour: only these ops (default: all; see day18 kernel --list)")
+  sub->add_option("--ops", o->ops,
+                  "Kernel tour: only these ops, comma-separated or repeated (default: all; see "
+                  "day18 kernel --list)")
+      ->delimiter(',')
       ->check(CLI::IsMember(tour_ops));
   add_seed_flag(sub, o->seed, "Seed of the random inputs");
   sub->add_option("--reps", o->reps, "Kernel tour: timed repetitions per op on the GPU (median)")

@@ -34,7 +34,7 @@ Tensor cached_device_workspace(size_t bytes) {
 
 int max_context_len_of(const Tensor& context_lens, const Attrs& attrs) {
   const std::string a = attrs.str_or("max_context_len", "auto");
-  if (a != "auto") return static_cast<int>(attrs.integer("max_context_len"));
+  if (a != "auto") return attrs.int32("max_context_len");
   OwnedTensor host(context_lens.sizes(), context_lens.dtype(), Storage::host);
   copy_tensor(host.view(), context_lens);
   const int32_t* c = host.ptr<int32_t>();
@@ -45,8 +45,8 @@ PagedAttentionOptions options_of(const Attrs& attrs) {
   PagedAttentionOptions o;
   o.version = parse_paged_attention_version(attrs.str_or("version", "auto"));
   const std::string ps = attrs.str_or("partition_size", "auto");
-  o.partition_size = ps == "auto" ? 0 : static_cast<int>(attrs.integer("partition_size"));
-  o.num_threads = static_cast<int>(attrs.integer_or("num_threads", 128));
+  o.partition_size = ps == "auto" ? 0 : attrs.int32("partition_size");
+  o.num_threads = attrs.int32_or("num_threads", 128);
   return o;
 }
 

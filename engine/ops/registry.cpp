@@ -1,6 +1,7 @@
 #include "engine/ops/registry.h"
 
 #include <algorithm>
+#include <limits>
 #include <sstream>
 
 namespace day18 {
@@ -101,6 +102,13 @@ int64_t Attrs::integer(const std::string& k) const {
   } catch (const std::exception&) {
   }
   DAY18_REQUIRE(false, "attribute '", k, "': expected an integer, got '", s, "'");
+}
+
+int Attrs::int32(const std::string& k) const {
+  const int64_t v = integer(k);
+  DAY18_REQUIRE(v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(),
+                "attribute '", k, "': ", v, " does not fit a 32-bit int");
+  return static_cast<int>(v);
 }
 
 bool Attrs::boolean(const std::string& k) const {

@@ -70,6 +70,10 @@ class Attrs {
   std::string str_or(const std::string& k, const std::string& d) const { return has(k) ? str(k) : d; }
   double real_or(const std::string& k, double d) const { return has(k) ? real(k) : d; }
   int64_t integer_or(const std::string& k, int64_t d) const { return has(k) ? integer(k) : d; }
+  // An integer that must fit an int (the kernels' sizes): 4294967297 is refused naming the
+  // attribute, not wrapped to 1.
+  int int32(const std::string& k) const;
+  int int32_or(const std::string& k, int d) const { return has(k) ? int32(k) : d; }
   void set(const std::string& k, const std::string& v) { kv_[k] = v; }
   void set(const std::string& k, double v);
   void set(const std::string& k, int64_t v) { kv_[k] = std::to_string(v); }

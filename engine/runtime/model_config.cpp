@@ -26,15 +26,32 @@ double get_double(const json& j, const std::string& key, const std::string& what
   return v.get<double>();
 }
 
+// An optional key: absent or null, or of the type it must have. A key of the wrong type is an
+// error naming it, never skipped: a check that reads only strings would let `"model_type": 5` or
+// `"attention_bias": "true"` through unchecked.
+bool has_string(const json& j, const char* key, const std::string& what) {
+  if (!j.contains(key) || j.at(key).is_null()) return false;
+  DAY18_REQUIRE(j.at(key).is_string(), what, ": '", key, "' must be a string, got ",
+                j.at(key).dump());
+  return true;
+}
+bool has_boolean(const json& j, const char* key, const std::string& what) {
+  if (!j.contains(key) || j.at(key).is_null()) return false;
+  DAY18_REQUIRE(j.at(key).is_boolean(), what, ": '", key, "' must be true or false, got ",
+                j.at(key).dump());
+  return true;
+}
+
 // "rope_type" of a rope_parameters (transformers 5) or rope_scaling (4.x) object: only plain RoPE
 // is implemented (Llama 3.1's "llama3" frequency scaling is not).
 void require_default_rope(const json& r, const std::string& key, const std::string& what) {
   if (r.is_null()) return;
   DAY18_REQUIRE(r.is_object(), what, ": '", key, "' must be an object or null, got ", r.dump());
   std::string type = "default";
-  if (r.contains("rope_type") && r["rope_type"].is_string())
+  const std::string where = what + ": " + key;
+  if (has_string(r, "rope_type", where))
     type = r["rope_type"];
-  else if (r.contains("type") && r["type"].is_string())
+  else if (has_string(r, "type", where))
     type = r["type"];
   DAY18_REQUIRE(type == "default", what, ": ", key, ".rope_type = '", type,
                 "' is not supported (only plain RoPE, rope_type 'default')");
@@ -51,14 +68,14 @@ ModelConfig ModelConfig::from_json_string(const std::string& text, const std::st
   }
   DAY18_REQUIRE(j.is_object(), what, ": not a JSON object");
 
-  if (j.contains("model_type") && j["model_type"].is_string())
+  if (has_string(j, "model_type", what))
     DAY18_REQUIRE(j["model_type"] == "llama", what, ": model_type '",
                   j["model_type"].get<std::string>(), "' is not supported (llama only)");
-  if (j.contains("hidden_act") && j["hidden_act"].is_string())
+  if (has_string(j, "hidden_act", what))
     DAY18_REQUIRE(j["hidden_act"] == "silu", what, ": hidden_act '",
                   j["hidden_act"].get<std::string>(), "' is not supported (silu only)");
   for (const char* bias : {"attention_bias", "mlp_bias"})
-    if (j.contains(bias) && j[bias].is_boolean())
+    if (has_boolean(j, bias, what))
       DAY18_REQUIRE(!j[bias].get<bool>(), what, ": ", bias,
                     " = true is not supported (Llama projections have no bias)");
 

@@ -69,6 +69,44 @@ class BadInputs(unittest.TestCase):
         self.assertGreaterEqual(ran, 20)
 
 
+class OutputPathsAndNumbers(unittest.TestCase):
+    """An output path that is a folder (or a file where a folder goes), an empty path, a
+    negative count: refused at once in one line. Before: an IsADirectoryError / FileExistsError /
+    "PosixPath('.') has an empty name" traceback after the figure was drawn; --out '' drew into
+    the current folder; --top -1 labelled every kernel but one."""
+
+    def test_each(self) -> None:
+        report = ROOT / "tests/engine/report/data"
+        sweep = ROOT / "reference/results/h100/decode_sweep.json"
+        lab = ROOT / "reference/results/h200/labs/lab02_solution.json"
+        with tempfile.TemporaryDirectory() as d:
+            folder, afile = pathlib.Path(d) / "adir", pathlib.Path(d) / "afile"
+            folder.mkdir()
+            afile.write_text("x")
+            cases = [
+                ("plot_roofline.py", [str(report / "analysis.json"), "--out", str(folder)], "is a folder"),
+                ("plot_roofline.py", [str(report / "analysis.json"), "--out", ""], "empty"),
+                ("plot_roofline.py", [str(report / "analysis.json"), "--out", "x.png", "--top", "-1"], "--top -1"),
+                ("plot_lab.py", [str(lab), "--out", str(folder)], "is a folder"),
+                ("plot_lab.py", [str(lab), "--out", ""], "empty"),
+                ("plot_experiments.py", [str(report / "block_size.json"), "--out", ""], "empty"),
+                ("bench_decode.py", ["--plot-only", str(sweep), "--out", str(afile)], "is a file"),
+                ("bench_decode.py", ["--plot-only", ""], "empty"),
+                ("bench_decode.py", ["--batches", "0", "--day18", "/nonexistent"], "--batches 0"),
+                ("bench_decode.py", ["--prompt-len", "-1", "--day18", "/nonexistent"], "--prompt-len -1"),
+            ]
+            for script, args, want in cases:
+                with self.subTest(script=script, args=args):
+                    r = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args],
+                                       capture_output=True, text=True, timeout=120, cwd=d)
+                    said = (r.stdout + r.stderr).strip()
+                    self.assertNotEqual(r.returncode, 0, said)
+                    self.assertNotIn("Traceback", said)
+                    self.assertIn(want, said.splitlines()[-1])
+            self.assertFalse((pathlib.Path(d) / "x.png").exists())
+            self.assertEqual(list(folder.iterdir()), [])
+
+
 class LabRunnerFiles(unittest.TestCase):
     """scripts/lab reads back what it wrote: the last check's results (scripts/lab labs), the
     test binary's GoogleTest JSON and the timings (scripts/lab check). A cut-short or edited one

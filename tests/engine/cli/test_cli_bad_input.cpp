@@ -148,6 +148,12 @@ TEST(CliConventions, UnknownTourOpIsRejectedListingTheValidOnes) {
   expect_refused("tour --kernels --device cpu --ops bogus",
                  {"--ops", "bogus", "rms_norm", "sample"});
   expect_refused("tour --device cpu --ops rms_norm,bogus", {"bogus"});
+  // Before: `--ops rms_norm,linear` was refused as one unknown op "rms_norm,linear" although every
+  // other list flag (--kinds, --presets, --batches) takes commas.
+  const Result two = day18("tour --kernels --device cpu --ops rms_norm,silu_and_mul");
+  EXPECT_EQ(two.rc, 0) << two.out;
+  EXPECT_NE(two.out.find("silu_and_mul"), std::string::npos) << two.out;
+  EXPECT_NE(two.out.find("rms_norm"), std::string::npos) << two.out;
 }
 
 TEST(CliConventions, RunRejectsPresetWithModelLikeGenerate) {

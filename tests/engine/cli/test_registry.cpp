@@ -294,6 +294,17 @@ TEST(Attrs, TypedGettersParseAndNameBadValues) {
   EXPECT_THROW_WITH(a.str("nope"), InvalidArgument, "missing attribute 'nope'");
 }
 
+TEST(Attrs, AnIntAttributeOutsideInt32IsRefusedNotWrapped) {
+  // Before: paged_attention's max_context_len=4294967297 became 1 ("context_lens[0] = 37 exceeds
+  // max_context_len = 1"), partition_size=4294967808 a silent 512.
+  Attrs a({{"big", "4294967297"}, {"neg", "-2147483649"}, {"ok", "-2147483648"}});
+  EXPECT_THROW_WITH(a.int32("big"), InvalidArgument, "attribute 'big'", "4294967297",
+                    "does not fit a 32-bit int");
+  EXPECT_THROW_WITH(a.int32("neg"), InvalidArgument, "attribute 'neg'");
+  EXPECT_EQ(a.int32("ok"), -2147483647 - 1);
+  EXPECT_EQ(a.int32_or("missing", 128), 128);
+}
+
 TEST(Attrs, DoublesRoundTripExactlyThroughText) {
   Attrs a;
   const double eps = 1.0 / 3.0 * 1e-5;

@@ -349,6 +349,29 @@ TEST(ModelConfig, UnsupportedVariantsAreRejected) {
                     "model_type 'gpt2'");
 }
 
+TEST(ModelConfig, AnOptionalKeyOfTheWrongTypeIsAnErrorNotSkipped) {
+  // Before: the checks read only strings and booleans, so "model_type": 5, "hidden_act": 1,
+  // "attention_bias": "true" and "rope_type": 7 went through unchecked.
+  const std::pair<std::string, std::string> cases[] = {
+      {"\"model_type\": \"llama\"", "\"model_type\": 5"},
+      {"\"hidden_act\": \"silu\"", "\"hidden_act\": 1"},
+      {"\"attention_bias\": false", "\"attention_bias\": \"true\""},
+      {"\"rope_type\": \"default\"", "\"rope_type\": 7"},
+  };
+  for (const auto& [from, to] : cases) {
+    std::string c = config_json();
+    ASSERT_NE(c.find(from), std::string::npos) << from;
+    c.replace(c.find(from), from.size(), to);
+    const std::string want = "'" + from.substr(1, from.find('"', 1) - 1) + "' must be";
+    EXPECT_THROW_WITH(ModelConfig::from_json_string(c, "config.json"), InvalidArgument,
+                      "config.json", want.c_str());
+  }
+  // null is "not given", as transformers writes it.
+  std::string n = config_json();
+  n.replace(n.find("\"model_type\": \"llama\""), 21, "\"model_type\": null");
+  EXPECT_NO_THROW(ModelConfig::from_json_string(n, "config.json"));
+}
+
 TEST(ModelConfig, UnknownPresetListsTheKnownOnes) {
   EXPECT_THROW_WITH(ModelConfig::preset("llama-70b"), InvalidArgument, "'llama-70b'", "tiny",
                     "llama-1b", "llama-8b");
