@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "engine/core/error.h"
+#include "engine/core/file_io.h"
 
 namespace day18::ncu {
 namespace {
@@ -270,10 +271,9 @@ Table parse_csv(std::string_view text, const std::string& source) {
 }
 
 Table read_csv(const std::string& path) {
+  const std::string why = unreadable_reason(path);
+  if (!why.empty()) throw InvalidArgument("--ncu " + path + ": cannot open the file (" + why + ")");
   std::ifstream f(path, std::ios::binary);
-  if (!f)
-    throw InvalidArgument("--ncu " + path + ": cannot open the file (" + std::strerror(errno) +
-                          ")");
   std::ostringstream ss;
   ss << f.rdbuf();
   return parse_csv(ss.str(), path);
