@@ -321,26 +321,8 @@ int log2_exact(int x) {
 
 template <typename F>
 void dispatch_head(int head_size, F&& f) {
-  switch (head_size) {
-    case 32:
-      return f.template operator()<32>();
-    case 64:
-      return f.template operator()<64>();
-    case 80:
-      return f.template operator()<80>();
-    case 96:
-      return f.template operator()<96>();
-    case 112:
-      return f.template operator()<112>();
-    case 128:
-      return f.template operator()<128>();
-    case 192:
-      return f.template operator()<192>();
-    case 256:
-      return f.template operator()<256>();
-    default:
-      DAY18_REQUIRE(false, "paged_attention_mma: head_size ", head_size, " not compiled");
-  }
+  DAY18_REQUIRE(dispatch_paged_attention_head_size(head_size, f), "paged_attention_mma: head_size ",
+                head_size, " not compiled (supported: ", paged_attention_head_sizes_text(), ")");
 }
 
 }  // namespace
@@ -361,7 +343,8 @@ int paged_attention_mma_blocks_per_sm(int head_size, size_t shared_per_sm) {
   const size_t per_block = shared_bytes_of(head_size) + kMaxBlockIds * sizeof(int) +
                            kReservedPerBlock;
   const int by_smem = static_cast<int>(shared_per_sm / per_block);
-  return std::max(1, std::min(by_smem, 2048 / kThreads / 4 * 4));
+  constexpr int kMaxThreadsPerSm = 2048;  // sm_80 .. sm_90
+  return std::max(1, std::min(by_smem, kMaxThreadsPerSm / kThreads));
 }
 
 void paged_attention_mma(const Tensor& out, const Tensor& exp_sums, const Tensor& max_logits,

@@ -177,6 +177,23 @@ int64_t parts_of(int max_context_len, int partition_size) {
   return std::max<int64_t>(1, (max_context_len + partition_size - 1) / partition_size);
 }
 
+// The split over partition_size-token partitions of a plan: the partition count, and the fp32
+// workspace of v2 and mma (exp_sums, max_logits, tmp_out packed, each 256-byte aligned) when
+// `with_workspace`.
+void set_partitions(PagedAttentionPlan& p, int64_t num_tokens, int64_t num_heads,
+                    int64_t head_size, int max_context_len, int partition_size,
+                    bool with_workspace) {
+  p.partition_size = partition_size;
+  p.max_num_partitions = static_cast<int>(parts_of(max_context_len, partition_size));
+  if (!with_workspace) return;
+  p.exp_sums_shape = {num_tokens, num_heads, p.max_num_partitions};
+  p.max_logits_shape = p.exp_sums_shape;
+  p.tmp_out_shape = {num_tokens, num_heads, p.max_num_partitions, head_size};
+  const size_t stats = static_cast<size_t>(num_tokens * num_heads * p.max_num_partitions) * 4;
+  p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
+}
+
+
 // The fp32 workspace of a split over `parts` partitions (v2, mma).
 void check_split_workspace(const Dims& d, const Tensor& query, const Tensor& exp_sums,
                            const Tensor& max_logits, const Tensor& tmp_out, int64_t parts) {
@@ -291,7 +308,6 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
     const int64_t slots = static_cast<int64_t>(sms()) *
                           cuda::paged_attention_mma_blocks_per_sm(static_cast<int>(head_size),
                                                                   smem_per_sm());
-    auto mparts = [&](int ps) { return std::max<int64_t>(1, (max_context_len + ps - 1) / ps); };
     int ps = o.partition_size;
     if (ps == 0) {
       // Long partitions amortize a block's start-up (block table, pipeline fill, the merge of
@@ -300,20 +316,14 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
       // wave (within a whole wave while partitions are longer than 512 keys, whose blocks are
       // long enough to be worth spreading): see attention.h for the measurements.
       ps = cuda::kPagedAttentionMmaMaxPartition;
-      auto blocks = [&](int q) { return group_blocks * mparts(q); };
+      auto blocks = [&](int q) { return group_blocks * parts_of(max_context_len, q); };
       while (ps > kMinAutoPartition && blocks(ps) < kAutoWaves * slots &&
              (2 * blocks(ps / 2) <= slots || (ps > 512 && blocks(ps / 2) <= slots)))
         ps /= 2;
     }
-    p.partition_size = ps;
-    p.max_num_partitions = static_cast<int>(mparts(ps));
-    if (p.max_num_partitions > 1) {
-      p.exp_sums_shape = {num_tokens, num_heads, p.max_num_partitions};
-      p.max_logits_shape = p.exp_sums_shape;
-      p.tmp_out_shape = {num_tokens, num_heads, p.max_num_partitions, head_size};
-      const size_t stats = static_cast<size_t>(num_tokens * num_heads * p.max_num_partitions) * 4;
-      p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
-    }
+    // One partition writes the output directly: no workspace.
+    set_partitions(p, num_tokens, num_heads, head_size, max_context_len, ps,
+                   parts_of(max_context_len, ps) > 1);
     return p;
   }
   p.num_threads = o.num_threads;
@@ -322,12 +332,12 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
                                                         max_context_len, sms());
   const int64_t v1_blocks = num_tokens * (num_heads / hpb);
   const int64_t n_sms = sms();
-  auto parts = [&](int ps) { return std::max<int64_t>(1, (max_context_len + ps - 1) / ps); };
-
   int ps = o.partition_size;
   if (ps == 0) {
     ps = kDefaultPartitionSize;
-    while (ps > kMinAutoPartition && v1_blocks * parts(ps) < kAutoBlocksPerSm * n_sms) ps /= 2;
+    while (ps > kMinAutoPartition &&
+           v1_blocks * parts_of(max_context_len, ps) < kAutoBlocksPerSm * n_sms)
+      ps /= 2;
   }
   if (v == PagedAttentionVersion::fma) {
     const size_t v1_smem = cuda::paged_attention_shared_bytes(hpb, static_cast<int>(head_size),
@@ -343,15 +353,8 @@ PagedAttentionPlan plan_paged_attention(int64_t num_tokens, int64_t num_heads, i
       v = PagedAttentionVersion::v2;
   }
   p.version = v;
-  if (v == PagedAttentionVersion::v2) {
-    p.partition_size = ps;
-    p.max_num_partitions = static_cast<int>(parts(ps));
-    p.exp_sums_shape = {num_tokens, num_heads, p.max_num_partitions};
-    p.max_logits_shape = p.exp_sums_shape;
-    p.tmp_out_shape = {num_tokens, num_heads, p.max_num_partitions, head_size};
-    const size_t stats = static_cast<size_t>(num_tokens * num_heads * p.max_num_partitions) * 4;
-    p.workspace_bytes = 2 * align_up(stats) + align_up(stats * head_size);
-  }
+  if (v == PagedAttentionVersion::v2)
+    set_partitions(p, num_tokens, num_heads, head_size, max_context_len, ps, true);
   return p;
 }
 

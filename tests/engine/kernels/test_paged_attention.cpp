@@ -682,6 +682,21 @@ TEST_F(PagedAttentionBadInputs, V2WorkspaceShapesAndPartitionSize) {
   expect_invalid([&] { v2(64, es_bad); }, "exp_sums");
 }
 
+TEST_F(PagedAttentionBadInputs, MmaPartitionSizeIsAMultipleOfTheBlockAndAtMost2048) {
+  auto mma = [&](int ps) {
+    paged_attention_mma(out, Tensor(), Tensor(), Tensor(), p.query, p.key_cache, p.value_cache,
+                        p.block_tables, p.seq_idx, p.context_lens, p.scale, p.max_context_len, ps);
+  };
+  EXPECT_NO_THROW(mma(64));  // one partition: no workspace needed
+  expect_invalid([&] { mma(24); }, "partition_size 24");
+  expect_invalid([&] { mma(0); }, "partition_size 0");
+  expect_invalid([&] { mma(4096); }, "partition_size 4096");
+  PagedAttentionOptions o;
+  o.version = V::mma;
+  o.partition_size = 4096;
+  expect_invalid([&] { plan_paged_attention(2, 8, 2, 64, 40, o); }, "partition_size 4096");
+}
+
 TEST_F(PagedAttentionBadInputs, WorkspaceTooSmallIsRejected) {
   auto dev = [](const Tensor& t) { return Tensor(t.data(), t.dtype(), t.sizes(), Device::cuda); };
   PagedAttentionOptions o;
