@@ -5,6 +5,8 @@
 // share of the D2D copy bandwidth measured in this process (the targets are >= 85%). linear is
 // a cuBLAS GEMM: decode shapes (M = 1..256) are memory-bound too (the weight is read once per
 // call, 2 * M flops per weight element), so both TFLOP/s and pct_of_P are reported.
+// BM_rms_norm_threads / BM_fused_add_rms_norm_threads force the block size (threads:T) at the
+// target shapes: the evidence for the launchers' rule (engine/kernels/layernorm.cu).
 //
 //   build/engine/day18_bench
 //   --benchmark_filter='BM_(rms_norm|fused_add_rms_norm|silu_and_mul|embedding|linear)'
@@ -16,6 +18,7 @@
 #include "engine/core/rng.h"
 #include "engine/ops/activation.h"
 #include "engine/ops/embedding.h"
+#include "engine/kernels/layernorm.h"
 #include "engine/ops/layernorm.h"
 #include "engine/ops/linear.h"
 #include "engine/profiling/cost_model.h"
@@ -53,6 +56,22 @@ void rms_norm_bench(benchmark::State& st, DType dt) {
 }
 void BM_rms_norm(benchmark::State& st) { rms_norm_bench(st, kHalf); }
 
+// Args: {threads, num_tokens, hidden_size}, fp16: rms_norm with the block size forced (the
+// launcher's rule picks one; this measures the others at the same shape, same run).
+void BM_rms_norm_threads(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int threads = static_cast<int>(st.range(0));
+  const int64_t T = st.range(1), H = st.range(2);
+  Rng rng(1);
+  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
+  OwnedTensor out({T, H}, kHalf, Storage::device);
+  const OpCost c = cost::rms_norm(T, H, kHalf);
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) {
+    cuda::rms_norm_with_threads(out, x, w, 1e-6, threads, s);
+  });
+}
+
 void fused_add_rms_norm_bench(benchmark::State& st, DType dt) {
   if (!bench::require_gpu(st)) return;
   const int64_t T = st.range(0), H = st.range(1);
@@ -67,6 +86,22 @@ void fused_add_rms_norm_bench(benchmark::State& st, DType dt) {
                    [&](cudaStream_t s) { fused_add_rms_norm(x, r, w, 1e-6, s); });
 }
 void BM_fused_add_rms_norm(benchmark::State& st) { fused_add_rms_norm_bench(st, kHalf); }
+
+// Args: {threads, num_tokens, hidden_size}, fp16: fused_add_rms_norm with the block size forced
+// (the launcher keeps one vector per thread up to 1024 threads; these measure the others).
+void BM_fused_add_rms_norm_threads(benchmark::State& st) {
+  if (!bench::require_gpu(st)) return;
+  const int threads = static_cast<int>(st.range(0));
+  const int64_t T = st.range(1), H = st.range(2);
+  Rng rng(2);
+  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor r = device_random(rng, {T, H}, kHalf, -2, 2);
+  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
+  const OpCost c = cost::fused_add_rms_norm(T, H, kHalf);
+  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) {
+    cuda::fused_add_rms_norm_with_threads(x, r, w, 1e-6, threads, s);
+  });
+}
 
 // Args: {num_tokens, d}; input [num_tokens, 2 d]
 void BM_silu_and_mul(benchmark::State& st) {
@@ -144,12 +179,22 @@ BENCHMARK(BM_rms_norm)
     ->Args({256, 8192})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_rms_norm_threads)
+    ->ArgNames({"threads", "tokens", "hidden"})
+    ->ArgsProduct({{128, 256, 512, 1024}, {16384}, {8192, 4096}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_fused_add_rms_norm)
     ->ArgNames({"tokens", "hidden"})
     ->Args({16384, 8192})
     ->Args({2048, 4096})
     ->Args({16384, 4096})
     ->Args({256, 8192})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_fused_add_rms_norm_threads)
+    ->ArgNames({"threads", "tokens", "hidden"})
+    ->ArgsProduct({{256, 512, 1024}, {16384}, {8192, 4096}})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 // bf16 at the target shape (issue 12 asks bf16 for the same share of P as fp16):

@@ -4,11 +4,12 @@
 // fused_add_rms_norm_kernel<T, V, VPT> (V = elements of T per access):
 //   1. VPT > 0 (registers): hidden_size a multiple of the 16-byte vector width (V = 8 halves /
 //      4 floats) and at most 1024 * VPT vectors. Each thread loads its VPT vectors of the row
-//      into registers once, the block reduces the sum of squares, and the same registers are
-//      scaled and written: every byte of input is read exactly once from HBM. For hidden 8192
-//      fp16 that is 1024 threads x one 16-byte vector each; launch bounds ask for 2 resident
-//      blocks per SM (2048 threads, the H100 maximum) so that one block streams its loads while
-//      the other reduces.
+//      (and of the weight) into registers once, the block reduces the sum of squares, and the
+//      same registers are scaled and written: every byte of input is read exactly once from HBM.
+//      How many vectors per thread is the launcher's rule (choose_norm): rms_norm takes blocks of
+//      at most 256 threads (hidden 8192 fp16: 256 threads x 4 vectors), fused_add_rms_norm one
+//      vector per thread up to 1024 threads (its two input rows already give each thread two
+//      loads in flight). Launch bounds ask for 2 resident blocks per SM at VPT 1.
 //   2. VPT == 0 (loop): any hidden size. Two passes over the row (the second pass hits L1/L2);
 //      V = 16-byte vectors when hidden allows it, else 1 (hidden 77, 1000, ...). Slower, always
 //      correct.
@@ -79,13 +80,21 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
   const P* w = reinterpret_cast<const P*>(weight);
   P* y = reinterpret_cast<P*>(out) + row;
   if constexpr (VPT > 0) {
-    P v[VPT];
+    // The weight is loaded with the row, before the barrier: its (L2) latency hides under the
+    // row's (DRAM) one instead of adding a second round trip after the reduction.
+    P v[VPT], wv[VPT];
     float sum_sq = 0.f;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int i = threadIdx.x + k * blockDim.x;
       if (i < num_vecs) {
         v[k] = x[i];
+        wv[k] = w[i];
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (threadIdx.x + k * blockDim.x < num_vecs) {
 #pragma unroll
         for (int j = 0; j < V; ++j) {
           const float f = to_float(v[k].v[j]);
@@ -98,11 +107,10 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
     for (int k = 0; k < VPT; ++k) {
       const int i = threadIdx.x + k * blockDim.x;
       if (i < num_vecs) {
-        const P wv = w[i];
         P o;
 #pragma unroll
         for (int j = 0; j < V; ++j)
-          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv.v[j]));
+          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv[k].v[j]));
         y[i] = o;
       }
     }
@@ -150,13 +158,14 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
   P* r = reinterpret_cast<P*>(residual) + row;
   const P* w = reinterpret_cast<const P*>(weight);
   if constexpr (VPT > 0) {
-    P v[VPT];
+    P v[VPT], wv[VPT];  // the weight loaded with the row (as in rms_norm_kernel)
     float sum_sq = 0.f;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int i = threadIdx.x + k * blockDim.x;
       if (i < num_vecs) {
         v[k] = x[i];
+        wv[k] = w[i];
         const P rv = r[i];
 #pragma unroll
         for (int j = 0; j < V; ++j)
@@ -174,11 +183,10 @@ __global__ void __launch_bounds__(1024, VPT == 1 ? 2 : 1)
     for (int k = 0; k < VPT; ++k) {
       const int i = threadIdx.x + k * blockDim.x;
       if (i < num_vecs) {
-        const P wv = w[i];
         P o;
 #pragma unroll
         for (int j = 0; j < V; ++j)
-          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv.v[j]));
+          o.v[j] = from_float<T>(to_float(v[k].v[j]) * inv_rms * to_float(wv[k].v[j]));
         x[i] = o;
       }
     }
@@ -215,17 +223,31 @@ int round_up_to_warp(int64_t n) {
 }
 
 // The launch configuration of a row of `hidden` elements: threads per block and version.
-// threads_override 0: version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp (<= 1024)
-// with the smallest VPT in {1, 2, 4} that fits, version 2 1024 (vectorized) or min(1024, hidden
-// rounded up to a warp) threads striding over the row. threads_override t (the tuning
+// threads_override 0: version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp with the
+// smallest VPT in {1, 2, 4} that keeps the block within max_threads (rms_norm: 256, then 1024
+// if even VPT 4 needs more; fused_add_rms_norm: 1024), version 2 1024 (vectorized) or min(1024,
+// hidden rounded up to a warp) threads striding over the row. threads_override t (the tuning
 // experiment): t threads, with the smallest VPT in {1, 2, 4} for which t * VPT >= num_vecs, else
 // version 2 with t threads.
+//
+// Why rms_norm stops at 256 threads: a thread of version 1 has VPT 16-byte loads in flight
+// before the barrier, and at VPT 1 a whole SM (2 blocks of 1024) holds only 32 KB of reads in
+// flight, too few for the H200's HBM3e. Measured on the H200 (fp16, % of the D2D copy bandwidth
+// of the same run; BM_rms_norm_threads), threads 128 / 256 / 512 / 1024:
+//   [16384, 8192]: 69.5 (the loop version: 8 vectors do not fit) / 95.9 (4 vectors) / 95.1 (2)
+//                  / 77.7% (1)
+//   [16384, 4096]: 92.4 (4 vectors) / 91.5 (2) / 85.7 (1) / 54.0% (1, half the threads idle)
+// (ncu at 1024 threads, [16384, 8192]: DRAM 67% of peak at 90% achieved occupancy: occupancy is
+// not the limit, bytes in flight are). The fused op reads two rows per thread, which doubles its
+// bytes in flight: 96% of P at 1024 threads.
+constexpr int kNormMaxThreads = 256;
 struct NormChoice {
   int threads = 0;
   int vpt = 0;  // 1, 2, 4: version 1; 0: version 2
   bool vec = false;
 };
-NormChoice choose_norm(int64_t hidden, int vec_width, bool vec_ok, int threads_override) {
+NormChoice choose_norm(int64_t hidden, int vec_width, bool vec_ok, int threads_override,
+                       bool fused) {
   NormChoice c;
   c.vec = vec_ok;
   if (!vec_ok) {
@@ -242,12 +264,13 @@ NormChoice choose_norm(int64_t hidden, int vec_width, bool vec_ok, int threads_o
       }
     return c;
   }
-  for (int vpt : {1, 2, 4})
-    if (num_vecs <= 1024 * vpt) {
-      c.vpt = vpt;
-      c.threads = round_up_to_warp((num_vecs + vpt - 1) / vpt);
-      return c;
-    }
+  for (int max_threads : {fused ? 1024 : kNormMaxThreads, 1024})
+    for (int vpt : {1, 2, 4})
+      if (num_vecs <= int64_t{max_threads} * vpt) {
+        c.vpt = vpt;
+        c.threads = round_up_to_warp((num_vecs + vpt - 1) / vpt);
+        return c;
+      }
   c.threads = 1024;
   return c;
 }
@@ -301,7 +324,7 @@ void launch_rms_norm(const Tensor& out, const Tensor& input, const Tensor& resid
     constexpr int V = kVecWidth<T>;
     const bool vec_ok = hidden % V == 0 && aligned16(o) && aligned16(x) && aligned16(w) &&
                         (!kFused || aligned16(r));
-    const NormChoice c = choose_norm(hidden, V, vec_ok, threads_override);
+    const NormChoice c = choose_norm(hidden, V, vec_ok, threads_override, kFused);
     const int num_vecs = static_cast<int>(vec_ok ? hidden / V : hidden);
     // The fused op works in place: out is input.
     with_norm_kernel<kFused, T>(c, [&](auto kernel) {
@@ -333,7 +356,7 @@ RmsNormLaunch rms_norm_launch(DType dtype, int64_t hidden, bool fused, int threa
   RmsNormLaunch l;
   dispatch_float(dtype, [&]<typename T>() {
     constexpr int V = kVecWidth<T>;
-    const NormChoice c = choose_norm(hidden, V, hidden % V == 0, threads_override);
+    const NormChoice c = choose_norm(hidden, V, hidden % V == 0, threads_override, fused);
     l.threads = c.threads;
     l.vectors_per_thread = c.vpt;
     l.vectorized = c.vec;

@@ -476,12 +476,6 @@ void dispatch_head_size(int head_size, F&& f) {
                 head_size, " has no kernel (supported: ", paged_attention_head_sizes_text(), ")");
 }
 
-int log2_exact(int x) {
-  int l = 0;
-  while ((1 << l) < x) ++l;
-  return l;
-}
-
 struct Common {
   int num_tokens, num_heads, num_kv_heads, head_size, block_size, num_seqs, max_blocks_per_seq, hpb;
 };
@@ -518,7 +512,7 @@ void launch_main(const Common& c, dim3 grid, size_t smem, T* out, float* exp_sum
              static_cast<const int*>(block_tables.ptr<int32_t>()),
              static_cast<const int*>(seq_idx.ptr<int32_t>()),
              static_cast<const int*>(context_lens.ptr<int32_t>()), scale, c.num_heads,
-             c.num_kv_heads, c.hpb, log2_exact(c.block_size), c.max_blocks_per_seq, c.num_seqs,
+             c.num_kv_heads, c.hpb, paged_block_shift(c.block_size), c.max_blocks_per_seq, c.num_seqs,
              max_context_len, partition_size, max_num_partitions);
   DAY18_CHECK_LAUNCH();
 }

@@ -51,6 +51,14 @@ inline constexpr int kPagedAttentionDefaultThreads = 128;
 // One thread block handles up to this many query heads of ONE KV group (see the .cu).
 inline constexpr int kMaxHeadsPerBlock = 4;
 
+// The kernels' shift from a token's position to its KV block: log2(block_size), for a block size
+// of kPagedAttentionBlockSizes (powers of two; the ops layer refuses any other).
+inline int paged_block_shift(int block_size) {
+  int l = 0;
+  while ((1 << l) < block_size) ++l;
+  return l;
+}
+
 // "32, 64, 80, 96, 112, 128, 192, 256": kPagedAttentionHeadSizes for error messages.
 inline std::string paged_attention_head_sizes_text() {
   std::string s;

@@ -119,10 +119,19 @@ TEST(TuneGpu, RmsNormThreadOverridesLaunchThatManyThreadsAndMatch) {
   EXPECT_EQ(vpts, (std::set<int>{0, 1, 2, 4})) << "64 threads: loop; 128: 4 vec; 256: 2; 512+: 1";
   EXPECT_INVALID_NAMING(cuda::rms_norm_with_threads(n.out, n.input0, n.weight, n.eps, 100, nullptr),
                         "threads 100");
-  // The automatic choice is what it was: 512 vectors of fp16 -> 512 threads, one vector each.
+  // The automatic choice: rms_norm keeps blocks within 256 threads (512 vectors of fp16 -> 256
+  // threads, two vectors each); the fused op takes one vector per thread (512 threads).
   const cuda::RmsNormLaunch a = cuda::rms_norm_launch(DType::f16, 4096, false, 0);
-  EXPECT_EQ(a.threads, 512);
-  EXPECT_EQ(a.vectors_per_thread, 1);
+  EXPECT_EQ(a.threads, 256);
+  EXPECT_EQ(a.vectors_per_thread, 2);
+  const cuda::RmsNormLaunch f = cuda::rms_norm_launch(DType::f16, 4096, true, 0);
+  EXPECT_EQ(f.threads, 512);
+  EXPECT_EQ(f.vectors_per_thread, 1);
+  // Hidden 8192 (1024 vectors): 4 per thread in 256 threads; 16384: 4 per thread in 512.
+  EXPECT_EQ(cuda::rms_norm_launch(DType::f16, 8192, false, 0).threads, 256);
+  EXPECT_EQ(cuda::rms_norm_launch(DType::f16, 8192, false, 0).vectors_per_thread, 4);
+  EXPECT_EQ(cuda::rms_norm_launch(DType::bf16, 16384, false, 0).threads, 512);
+  EXPECT_EQ(cuda::rms_norm_launch(DType::f16, 8192, true, 0).threads, 1024);
 }
 
 // A --quick run of each experiment (a short budget), written and read back.
