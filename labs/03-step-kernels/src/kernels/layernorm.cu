@@ -108,8 +108,8 @@ int round_up_to_warp(int64_t n) {
 
 // The launch configuration of a row of `hidden` elements: threads per block and version.
 // threads_override 0: version 1 uses ceil(num_vecs / VPT) threads rounded up to a warp with the
-// smallest VPT in {1, 2, 4} that keeps the block within max_threads (rms_norm: 256, then 1024
-// if even VPT 4 needs more; fused_add_rms_norm: 1024), version 2 1024 (vectorized) or min(1024,
+// smallest VPT in {1, 2, 4} that keeps the block within max_threads (rms_norm: 256, and VPT 4
+// up to 1024 threads beyond that; fused_add_rms_norm: 1024), version 2 1024 (vectorized) or min(1024,
 // hidden rounded up to a warp) threads striding over the row. threads_override t (the tuning
 // experiment): t threads, with the smallest VPT in {1, 2, 4} for which t * VPT >= num_vecs, else
 // version 2 with t threads.
@@ -148,13 +148,18 @@ NormChoice choose_norm(int64_t hidden, int vec_width, bool vec_ok, int threads_o
       }
     return c;
   }
-  for (int max_threads : {fused ? 1024 : kNormMaxThreads, 1024})
-    for (int vpt : {1, 2, 4})
-      if (num_vecs <= int64_t{max_threads} * vpt) {
-        c.vpt = vpt;
-        c.threads = round_up_to_warp((num_vecs + vpt - 1) / vpt);
-        return c;
-      }
+  const int max_threads = fused ? 1024 : kNormMaxThreads;
+  for (int vpt : {1, 2, 4})
+    if (num_vecs <= int64_t{max_threads} * vpt) {
+      c.vpt = vpt;
+      c.threads = round_up_to_warp((num_vecs + vpt - 1) / vpt);
+      return c;
+    }
+  if (num_vecs <= 1024 * 4) {  // rms_norm beyond 256 x 4 vectors: 4 per thread, fewest threads
+    c.vpt = 4;
+    c.threads = round_up_to_warp((num_vecs + 3) / 4);
+    return c;
+  }
   c.threads = 1024;
   return c;
 }
