@@ -17,7 +17,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -95,51 +94,6 @@ __device__ __forceinline__ float quad_max(float x) {
 __device__ __forceinline__ float quad_sum(float x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
-// One step of the online softmax over a warp's S tile in the m16n8k16 accumulator layout (this
-// thread holds rows g and g + 8, `lo` and `hi`, of NS 8-key n-blocks). In: s = the tile's logits
-// in log2 units (masked keys -inf), m = each row's running max, l = this thread's share of its
-// running sum, o = the NO 8-column n-blocks of the output accumulators. Out: s = P = exp2(s -
-// m_new), m = m_new, l and o rescaled by exp2(m_old - m_new) and l += this tile's sum. Shared by
-// the decode (paged_attention_mma.cu) and prefill (prefill_attention.cu) kernels.
-template <int NS, int NO>
-__device__ __forceinline__ void online_softmax_step(float (&s)[NS][4], float (&o)[NO][4],
-                                                    float& m_lo, float& m_hi, float& l_lo,
-                                                    float& l_hi) {
-  float mx_lo = -INFINITY, mx_hi = -INFINITY;
-#pragma unroll
-  for (int n = 0; n < NS; ++n) {
-    mx_lo = fmaxf(mx_lo, fmaxf(s[n][0], s[n][1]));
-    mx_hi = fmaxf(mx_hi, fmaxf(s[n][2], s[n][3]));
-  }
-  const float mnew_lo = fmaxf(m_lo, quad_max(mx_lo)), mnew_hi = fmaxf(m_hi, quad_max(mx_hi));
-  // A row with no visible key yet keeps m = -inf; 0 as its reference keeps exp2 away from
-  // (-inf) - (-inf) = NaN (its p and alpha are then exp2(-inf) = 0).
-  const float ref_lo = mnew_lo == -INFINITY ? 0.f : mnew_lo;
-  const float ref_hi = mnew_hi == -INFINITY ? 0.f : mnew_hi;
-  const float alpha_lo = exp2f(m_lo - ref_lo), alpha_hi = exp2f(m_hi - ref_hi);
-  m_lo = mnew_lo;
-  m_hi = mnew_hi;
-  float sum_lo = 0.f, sum_hi = 0.f;
-#pragma unroll
-  for (int n = 0; n < NS; ++n) {
-    s[n][0] = exp2f(s[n][0] - ref_lo);
-    s[n][1] = exp2f(s[n][1] - ref_lo);
-    s[n][2] = exp2f(s[n][2] - ref_hi);
-    s[n][3] = exp2f(s[n][3] - ref_hi);
-    sum_lo += s[n][0] + s[n][1];
-    sum_hi += s[n][2] + s[n][3];
-  }
-  l_lo = l_lo * alpha_lo + sum_lo;
-  l_hi = l_hi * alpha_hi + sum_hi;
-#pragma unroll
-  for (int n = 0; n < NO; ++n) {
-    o[n][0] *= alpha_lo;
-    o[n][1] *= alpha_lo;
-    o[n][2] *= alpha_hi;
-    o[n][3] *= alpha_hi;
-  }
 }
 
 }  // namespace day18::cuda

@@ -201,10 +201,10 @@ __global__ void __launch_bounds__(kThreads) paged_attention_mma_kernel(
       mma_16816<T>(sc[1], a, b[2], b[3]);
     }
 
-    // Scale, mask the keys past the partition (last tile only), online softmax. A warp whose
-    // keys are all masked so far keeps m = -inf (online_softmax_step handles it).
+    // Scale, mask the keys past the partition (last tile only), online softmax.
     const int key0 = start + i * kTileK + warp * 16;
     const bool need_mask = key0 + 16 > end;
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
@@ -213,8 +213,33 @@ __global__ void __launch_bounds__(kThreads) paged_attention_mma_kernel(
         if (need_mask && key0 + n * 8 + t4 * 2 + e >= end) x_lo = x_hi = -INFINITY;
         sc[n][e] = x_lo;
         sc[n][2 + e] = x_hi;
+        mx_lo = fmaxf(mx_lo, x_lo);
+        mx_hi = fmaxf(mx_hi, x_hi);
       }
-    online_softmax_step(sc, o, m_lo, m_hi, l_lo, l_hi);
+    const float mnew_lo = fmaxf(m_lo, quad_max(mx_lo)), mnew_hi = fmaxf(m_hi, quad_max(mx_hi));
+    // A warp whose keys are all masked so far keeps m = -inf; 0 as the reference keeps exp2 away
+    // from (-inf) - (-inf) = NaN (its p and alpha are exp2(-inf) = 0).
+    const float ref_lo = mnew_lo == -INFINITY ? 0.f : mnew_lo;
+    const float ref_hi = mnew_hi == -INFINITY ? 0.f : mnew_hi;
+    const float alpha_lo = exp2f(m_lo - ref_lo), alpha_hi = exp2f(m_hi - ref_hi);
+    m_lo = mnew_lo;
+    m_hi = mnew_hi;
+#pragma unroll
+    for (int n = 0; n < 2; ++n) {
+      sc[n][0] = exp2f(sc[n][0] - ref_lo);
+      sc[n][1] = exp2f(sc[n][1] - ref_lo);
+      sc[n][2] = exp2f(sc[n][2] - ref_hi);
+      sc[n][3] = exp2f(sc[n][3] - ref_hi);
+    }
+    l_lo = l_lo * alpha_lo + (sc[0][0] + sc[0][1] + sc[1][0] + sc[1][1]);
+    l_hi = l_hi * alpha_hi + (sc[0][2] + sc[0][3] + sc[1][2] + sc[1][3]);
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      o[n][0] *= alpha_lo;
+      o[n][1] *= alpha_lo;
+      o[n][2] *= alpha_hi;
+      o[n][3] *= alpha_hi;
+    }
 
     // O += P V: P (16 rows x 16 keys) is the A operand straight from the S accumulators.
     const uint32_t pa[4] = {pack2<T>(sc[0][0], sc[0][1]), pack2<T>(sc[0][2], sc[0][3]),

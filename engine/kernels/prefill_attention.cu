@@ -219,6 +219,7 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(
     // Mask (only tiles that reach past the smallest context), scale, online softmax.
     const int key0 = kt * kPrefillTileK;
     const bool need_mask = key0 + kPrefillTileK > min_ctx;
+    float mx_lo = -INFINITY, mx_hi = -INFINITY;
 #pragma unroll
     for (int n = 0; n < NS; ++n) {
 #pragma unroll
@@ -231,9 +232,37 @@ __global__ void __launch_bounds__(kPrefillThreads) prefill_attention_kernel(
         }
         s[n][e] = x_lo;
         s[n][2 + e] = x_hi;
+        mx_lo = fmaxf(mx_lo, x_lo);
+        mx_hi = fmaxf(mx_hi, x_hi);
       }
     }
-    online_softmax_step(s, o, m_lo, m_hi, l_lo, l_hi);
+    const float mnew_lo = fmaxf(m_lo, quad_max(mx_lo)), mnew_hi = fmaxf(m_hi, quad_max(mx_hi));
+    // A row with no visible key yet keeps m = -inf; 0 as its reference keeps exp2 away from
+    // (-inf) - (-inf) = NaN (its p and alpha are then exp2(-inf) = 0).
+    const float ref_lo = mnew_lo == -INFINITY ? 0.f : mnew_lo;
+    const float ref_hi = mnew_hi == -INFINITY ? 0.f : mnew_hi;
+    const float alpha_lo = exp2f(m_lo - ref_lo), alpha_hi = exp2f(m_hi - ref_hi);
+    m_lo = mnew_lo;
+    m_hi = mnew_hi;
+    float sum_lo = 0.f, sum_hi = 0.f;
+#pragma unroll
+    for (int n = 0; n < NS; ++n) {
+      s[n][0] = exp2f(s[n][0] - ref_lo);
+      s[n][1] = exp2f(s[n][1] - ref_lo);
+      s[n][2] = exp2f(s[n][2] - ref_hi);
+      s[n][3] = exp2f(s[n][3] - ref_hi);
+      sum_lo += s[n][0] + s[n][1];
+      sum_hi += s[n][2] + s[n][3];
+    }
+    l_lo = l_lo * alpha_lo + sum_lo;
+    l_hi = l_hi * alpha_hi + sum_hi;
+#pragma unroll
+    for (int n = 0; n < NO; ++n) {
+      o[n][0] *= alpha_lo;
+      o[n][1] *= alpha_lo;
+      o[n][2] *= alpha_hi;
+      o[n][3] *= alpha_hi;
+    }
 
     // O += P V: P's 16-key k-step kk is S n-blocks 2kk and 2kk+1.
     const T* vs = sV + buf * kPrefillTileK * LDS;
