@@ -30,6 +30,7 @@ CASES = [
     ("bench_decode.py", ["--plot-only", "{f}", "--out", "{o}"], False),
     ("plot_experiments.py", ["{f}", "--out", "{o}"], False),
     ("plot_lab.py", ["{f}", "--out", "{o}/lab.png"], True),
+    ("ncu_step_table.py", ["{f}"], False),  # a CSV reader: none of the four has its "ID" header
 ]
 
 
@@ -79,6 +80,7 @@ class OutputPathsAndNumbers(unittest.TestCase):
         report = ROOT / "tests/engine/report/data"
         sweep = ROOT / "reference/results/h100/decode_sweep.json"
         lab = ROOT / "reference/results/h200/labs/lab02_solution.json"
+        ncu = ROOT / "tests/scripts/fixtures/ncu_two_steps.csv"
         with tempfile.TemporaryDirectory() as d:
             folder, afile = pathlib.Path(d) / "adir", pathlib.Path(d) / "afile"
             folder.mkdir()
@@ -94,6 +96,10 @@ class OutputPathsAndNumbers(unittest.TestCase):
                 ("bench_decode.py", ["--plot-only", ""], "empty"),
                 ("bench_decode.py", ["--batches", "0", "--day18", "/nonexistent"], "--batches 0"),
                 ("bench_decode.py", ["--prompt-len", "-1", "--day18", "/nonexistent"], "--prompt-len -1"),
+                ("ncu_step_table.py", [str(ncu), "--out", str(folder)], "is a folder"),
+                ("ncu_step_table.py", [str(ncu), "--out", ""], "empty"),
+                ("ncu_step_table.py", [str(ncu), "--step", "2"], "--step 2"),
+                ("ncu_step_table.py", [str(ncu), "--peak-gbps", "-1"], "--peak-gbps -1"),
             ]
             for script, args, want in cases:
                 with self.subTest(script=script, args=args):

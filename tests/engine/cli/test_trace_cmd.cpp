@@ -214,6 +214,16 @@ TEST(ResultsTable, ItsPythonTestsPass) {
   EXPECT_EQ(r.rc, 0) << r.out;
 }
 
+TEST(NcuStepTable, ItsPythonTestsPass) {
+  // scripts/ncu_step_table.py: one engine step's per-kernel table from an ncu --csv export of a
+  // few steps, on a hand-made fixture and the recorded H200 files, whose README must hold the
+  // tables it prints now (tests/scripts/test_ncu_step_table.py).
+  if (shell("python3 --version").rc != 0) GTEST_SKIP() << "python3 is not installed";
+  const std::string src = day18::testing::source_dir();
+  const Result r = shell("python3 " + src + "/tests/scripts/test_ncu_step_table.py", 300);
+  EXPECT_EQ(r.rc, 0) << r.out;
+}
+
 TEST(GpuResults, ItsPythonTestsPass) {
   // scripts/gpu_results.sh on a fake build and a fake nvidia-smi: parts, stages, the tarball and
   // its provenance, the deadline (tests/scripts/test_gpu_results.py).
