@@ -42,39 +42,35 @@ OwnedTensor device_random(Rng& rng, const std::vector<int64_t>& shape, DType dt,
   return t;
 }
 
-// Args: {num_tokens, hidden_size}; fp16 (BM_rms_norm) or the dtype given (rms_norm_bench, which
-// the bf16 names below register).
-void rms_norm_bench(benchmark::State& st, DType dt) {
+// rms_norm [T, H] of dtype dt; threads 0 = the launcher's choice, else that block size forced
+// (cuda::rms_norm_with_threads: the evidence for the launcher's rule, same shape, same run).
+void rms_norm_bench(benchmark::State& st, DType dt, int64_t T, int64_t H, int threads) {
   if (!bench::require_gpu(st)) return;
-  const int64_t T = st.range(0), H = st.range(1);
   Rng rng(1);
   OwnedTensor x = device_random(rng, {T, H}, dt, -2, 2);
   OwnedTensor w = device_random(rng, {H}, dt, 0.5, 1.5);
   OwnedTensor out({T, H}, dt, Storage::device);
   const OpCost c = cost::rms_norm(T, H, dt);  // read input + weight, write out
-  bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) { rms_norm(out, x, w, 1e-6, s); });
-}
-void BM_rms_norm(benchmark::State& st) { rms_norm_bench(st, kHalf); }
-
-// Args: {threads, num_tokens, hidden_size}, fp16: rms_norm with the block size forced (the
-// launcher's rule picks one; this measures the others at the same shape, same run).
-void BM_rms_norm_threads(benchmark::State& st) {
-  if (!bench::require_gpu(st)) return;
-  const int threads = static_cast<int>(st.range(0));
-  const int64_t T = st.range(1), H = st.range(2);
-  Rng rng(1);
-  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
-  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
-  OwnedTensor out({T, H}, kHalf, Storage::device);
-  const OpCost c = cost::rms_norm(T, H, kHalf);
   bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) {
-    cuda::rms_norm_with_threads(out, x, w, 1e-6, threads, s);
+    if (threads)
+      cuda::rms_norm_with_threads(out, x, w, 1e-6, threads, s);
+    else
+      rms_norm(out, x, w, 1e-6, s);
   });
 }
+// Args: {num_tokens, hidden_size}; fp16 (the bf16 names below register the other dtype).
+void BM_rms_norm(benchmark::State& st) {
+  rms_norm_bench(st, kHalf, st.range(0), st.range(1), 0);
+}
+// Args: {threads, num_tokens, hidden_size}, fp16.
+void BM_rms_norm_threads(benchmark::State& st) {
+  rms_norm_bench(st, kHalf, st.range(1), st.range(2), static_cast<int>(st.range(0)));
+}
 
-void fused_add_rms_norm_bench(benchmark::State& st, DType dt) {
+// fused_add_rms_norm [T, H], threads as rms_norm_bench (the launcher keeps one vector per thread
+// up to 1024 threads; forced sizes measure the others).
+void fused_add_rms_norm_bench(benchmark::State& st, DType dt, int64_t T, int64_t H, int threads) {
   if (!bench::require_gpu(st)) return;
-  const int64_t T = st.range(0), H = st.range(1);
   Rng rng(2);
   OwnedTensor x = device_random(rng, {T, H}, dt, -2, 2);
   OwnedTensor r = device_random(rng, {T, H}, dt, -2, 2);
@@ -82,25 +78,18 @@ void fused_add_rms_norm_bench(benchmark::State& st, DType dt) {
   // read input + residual + weight, write input + residual. (Values drift over iterations as
   // the op runs in place; timing does not depend on them.)
   const OpCost c = cost::fused_add_rms_norm(T, H, dt);
-  bench::run_timed(st, c.bytes, c.flops,
-                   [&](cudaStream_t s) { fused_add_rms_norm(x, r, w, 1e-6, s); });
-}
-void BM_fused_add_rms_norm(benchmark::State& st) { fused_add_rms_norm_bench(st, kHalf); }
-
-// Args: {threads, num_tokens, hidden_size}, fp16: fused_add_rms_norm with the block size forced
-// (the launcher keeps one vector per thread up to 1024 threads; these measure the others).
-void BM_fused_add_rms_norm_threads(benchmark::State& st) {
-  if (!bench::require_gpu(st)) return;
-  const int threads = static_cast<int>(st.range(0));
-  const int64_t T = st.range(1), H = st.range(2);
-  Rng rng(2);
-  OwnedTensor x = device_random(rng, {T, H}, kHalf, -2, 2);
-  OwnedTensor r = device_random(rng, {T, H}, kHalf, -2, 2);
-  OwnedTensor w = device_random(rng, {H}, kHalf, 0.5, 1.5);
-  const OpCost c = cost::fused_add_rms_norm(T, H, kHalf);
   bench::run_timed(st, c.bytes, c.flops, [&](cudaStream_t s) {
-    cuda::fused_add_rms_norm_with_threads(x, r, w, 1e-6, threads, s);
+    if (threads)
+      cuda::fused_add_rms_norm_with_threads(x, r, w, 1e-6, threads, s);
+    else
+      fused_add_rms_norm(x, r, w, 1e-6, s);
   });
+}
+void BM_fused_add_rms_norm(benchmark::State& st) {
+  fused_add_rms_norm_bench(st, kHalf, st.range(0), st.range(1), 0);
+}
+void BM_fused_add_rms_norm_threads(benchmark::State& st) {
+  fused_add_rms_norm_bench(st, kHalf, st.range(1), st.range(2), static_cast<int>(st.range(0)));
 }
 
 // Args: {num_tokens, d}; input [num_tokens, 2 d]
@@ -202,7 +191,9 @@ BENCHMARK(BM_fused_add_rms_norm_threads)
 const bool registered_bf16_norms = [] {
   for (auto [name, fn] : {std::pair{"BM_rms_norm/bf16", &rms_norm_bench},
                           {"BM_fused_add_rms_norm/bf16", &fused_add_rms_norm_bench}})
-    benchmark::RegisterBenchmark(name, [fn](benchmark::State& st) { fn(st, DType::bf16); })
+    benchmark::RegisterBenchmark(name, [fn](benchmark::State& st) {
+      fn(st, DType::bf16, st.range(0), st.range(1), 0);
+    })
         ->ArgNames({"tokens", "hidden"})
         ->Args({16384, 8192})
         ->UseManualTime()
