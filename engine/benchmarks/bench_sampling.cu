@@ -2,6 +2,8 @@
 // logits = 131 MB, so every pass over the logits costs ~45 us of HBM time on an H100.
 //
 //   BM_sample/<mix>   the combined sampler; mixes: greedy, top_k50_top_p0.9, top_p0.95, plain
+//   BM_sample_small_batch/batch:B/mix:M/blocks:N  decode batches 1, 4, 16: one block per row
+//                     (N 1) vs a cluster of 8 blocks per row (N 8; the launcher's up to batch 4)
 //   BM_softmax        softmax(logits / T) (read logits, write fp32 probs)
 //   BM_argmax         greedy decoding alone
 //
@@ -71,6 +73,34 @@ void BM_sample(benchmark::State& state) {
 }
 BENCHMARK(BM_sample)->ArgName("mix")->DenseRange(0, 3)->UseManualTime()->Unit(
     benchmark::kMicrosecond);
+
+// Decode at small batch: the first `batch` rows, one block per row (blocks 1) or a cluster of 8
+// blocks per row (blocks 8, what the launcher picks up to batch 4 on 132 SMs). Same tokens.
+void BM_sample_small_batch(benchmark::State& state) {
+  if (!bench::require_gpu(state)) return;
+  const int64_t batch = state.range(0);
+  const Mix mix = static_cast<Mix>(state.range(1));
+  const int blocks = static_cast<int>(state.range(2));
+  state.SetLabel(kMixNames[mix]);
+  const Tensor logits = device_logits().view().slice0(0, batch);
+  const OwnedTensor t = param(DType::f32, mix == kGreedy ? 0.0 : 1.0);
+  const OwnedTensor k = param(DType::i32, mix == kTopK50TopP09 ? 50 : 0);
+  const OwnedTensor p =
+      param(DType::f32, mix == kTopK50TopP09 ? 0.9 : mix == kTopP095 ? 0.95 : 1.0);
+  const OwnedTensor seeds = param(DType::i64, 1234), offsets = param(DType::i64, 7);
+  auto first = [&](const OwnedTensor& x) { return x.view().slice0(0, batch); };
+  OwnedTensor tokens({batch}, DType::i32, Storage::device);
+  const double bytes = static_cast<double>(logits.nbytes()) + batch * (4 + 4 + 4 + 8 + 8 + 4);
+  bench::run_timed(state, bytes, 0, [&](cudaStream_t s) {
+    cuda::sample(tokens, logits, first(t), first(k), first(p), first(seeds), first(offsets), s,
+                 blocks);
+  });
+}
+BENCHMARK(BM_sample_small_batch)
+    ->ArgNames({"batch", "mix", "blocks"})
+    ->ArgsProduct({{1, 4, 16}, {kGreedy, kPlain, kTopK50TopP09}, {1, 8}})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_softmax(benchmark::State& state) {
   if (!bench::require_gpu(state)) return;

@@ -61,13 +61,21 @@
 // dynamic shared memory each), so a batch of 256 runs in one wave on the 132 SMs of an H100.
 // ptxas still spills ~290 bytes per thread at 64 registers; one block per SM with 125 registers
 // and no spills was measured too, and was 25-50% slower: half the warps to hide the Philox and
-// exp latencies.
+// exp latencies. A small batch (batch <= SMs / 32: decode at batch 1-4) would leave all but a
+// few SMs idle while one block per row reads its 513 KB: the sampler then runs as one cluster of
+// 8 blocks per row, which share pass 1 (each reads an eighth of the row, and the partial stats
+// meet in distributed shared memory); block 0 of each cluster does the remaining passes, if any
+// (greedy, the decode default, has none). See launch_sampling for the measurements.
 #include "engine/kernels/sampling.h"
 
+#include <cooperative_groups.h>
+
+#include <atomic>
 #include <cfloat>
 #include <climits>
 #include <cstdint>
 
+#include "engine/core/device.h"
 #include "engine/core/dtype.h"
 #include "engine/core/error.h"
 #include "engine/kernels/philox.h"
@@ -85,6 +93,8 @@ constexpr int kSamplerBlocksPerSm = 2;   // see "Mapping" above
 constexpr int kScanUnroll = 2;  // loads in flight in the Gumbel passes (register budget: 64)
 constexpr int kCopies = 32;     // lane-private histogram copies (see histogram_pass)
 constexpr int kUnroll = 4;      // 16-byte loads in flight per thread (memory-level parallelism)
+constexpr int kClusterBlocks = kSamplerClusterBlocks;  // a portable cluster size (<= 8)
+constexpr int kClusterSmsPerRow = 32;  // clusters while batch * 32 <= SMs (see launch_sampling)
 static_assert(kCap % kThreads == 0 && kWarps <= 32);
 
 __device__ unsigned long long g_row_passes = 0;
@@ -184,13 +194,31 @@ __device__ R block_allreduce(R v, Combine comb, R* red) {
   return r;
 }
 
+// Two partial RowStats of disjoint parts of a row -> the stats of their union.
+__device__ __forceinline__ RowStats combine_stats(RowStats a, RowStats b, float inv_t,
+                                                  bool want_sum) {
+  RowStats r;
+  r.bad = a.bad | b.bad;
+  r.max = fmaxf(a.max, b.max);
+  r.arg = a.max > b.max ? a.arg : b.max > a.max ? b.arg : min(a.arg, b.arg);
+  r.sum = 0.0;
+  if (want_sum && r.max != -INFINITY) {
+    if (a.max != -INFINITY) r.sum += a.sum * static_cast<double>(expf((a.max - r.max) * inv_t));
+    if (b.max != -INFINITY) r.sum += b.sum * static_cast<double>(expf((b.max - r.max) * inv_t));
+  }
+  return r;
+}
+
 // Pass 1: max, its lowest index, and (T > 0) the softmax denominator, with the online-softmax
 // rescaling so that one read suffices; and whether the row holds a NaN or +inf (one compare per
 // logit in a pass that is read anyway: detecting it costs no extra memory traffic).
+// `row` [0, n) holds the vocabulary positions first .. first + n (a slice when a cluster shares
+// the row; the whole row otherwise).
 template <typename T>
-__device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_sum, RowStats* red) {
+__device__ RowStats row_stats(const T* row, int n_values, float inv_t, bool want_sum,
+                              RowStats* red, int first = 0) {
   RowStats s{-INFINITY, INT_MAX, 0.0, 0};
-  for_each_in_row(row, vocab, [&](const float* x, int n, int base) {
+  for_each_in_row(row, n_values, [&](const float* x, int n, int base) {
     for (int j = 0; j < n; ++j) {
       const float v = x[j];
       s.bad |= !(v <= FLT_MAX);  // NaN or +inf
@@ -198,24 +226,14 @@ __device__ RowStats row_stats(const T* row, int vocab, float inv_t, bool want_su
       if (v > s.max || s.arg == INT_MAX) {
         if (want_sum && s.max != -INFINITY) s.sum *= static_cast<double>(expf((s.max - v) * inv_t));
         s.max = v;
-        s.arg = base + j;
+        s.arg = first + base + j;
       }
       if (want_sum && v != -INFINITY) s.sum += static_cast<double>(expf((v - s.max) * inv_t));
     }
   });
-  auto comb = [inv_t, want_sum](RowStats a, RowStats b) {
-    RowStats r;
-    r.bad = a.bad | b.bad;
-    r.max = fmaxf(a.max, b.max);
-    r.arg = a.max > b.max ? a.arg : b.max > a.max ? b.arg : min(a.arg, b.arg);
-    r.sum = 0.0;
-    if (want_sum && r.max != -INFINITY) {
-      if (a.max != -INFINITY) r.sum += a.sum * static_cast<double>(expf((a.max - r.max) * inv_t));
-      if (b.max != -INFINITY) r.sum += b.sum * static_cast<double>(expf((b.max - r.max) * inv_t));
-    }
-    return r;
-  };
-  return block_allreduce(s, comb, red);
+  return block_allreduce(
+      s, [inv_t, want_sum](RowStats a, RowStats b) { return combine_stats(a, b, inv_t, want_sum); },
+      red);
 }
 
 // ---- radix-select histograms ---------------------------------------------------------------
@@ -514,6 +532,7 @@ struct SmemShared {
     Best best[kWarps];
     double sum[kWarps];
   } red;
+  RowStats cluster_part;  // this block's slice of the row (a cluster shares the first pass)
 };
 
 // Block-wide exclusive prefix sum of one double per thread; also returns the total.
@@ -635,7 +654,17 @@ __global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
                     int vocab) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   SmemShared& sh = *reinterpret_cast<SmemShared*>(smem_raw);
-  const int row_id = blockIdx.x;
+  // A small batch is launched as clusters of kClusterBlocks blocks per row (see launch_sampling):
+  // the cluster reads the row once for pass 1, each block its slice, and exchanges the partial
+  // stats through distributed shared memory; block 0 of the cluster then does the rest alone.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  const cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  const int csize = static_cast<int>(cluster.num_blocks());
+  const int crank = static_cast<int>(cluster.block_rank());
+#else
+  constexpr int csize = 1, crank = 0;
+#endif
+  const int row_id = static_cast<int>(blockIdx.x) / csize;
   const T* row = logits + static_cast<int64_t>(row_id) * vocab;
   float* prow = kProbs ? probs + static_cast<int64_t>(row_id) * vocab : nullptr;
 
@@ -647,8 +676,28 @@ __global__ void __launch_bounds__(kThreads, kSamplerBlocksPerSm)
   const bool use_k = k > 0 && k < vocab;
   const bool use_p = p < 1.f;
 
-  count_row_pass();
-  const RowStats st = row_stats(row, vocab, inv_t, !greedy, sh.red.stats);
+  RowStats st;
+  if (csize == 1) {
+    count_row_pass();
+    st = row_stats(row, vocab, inv_t, !greedy, sh.red.stats);
+  } else {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (crank == 0) count_row_pass();  // the cluster reads the row once
+    constexpr int kN = 16 / sizeof(T);  // slices start at 16-byte boundaries
+    const int per = ((vocab + csize - 1) / csize + kN - 1) / kN * kN;
+    const int first = min(vocab, crank * per);
+    const RowStats part = row_stats(row + first, min(vocab, first + per) - first, inv_t, !greedy,
+                                    sh.red.stats, first);
+    if (threadIdx.x == 0) sh.cluster_part = part;
+    cluster.sync();  // every block's part is written
+    // Combined in rank order by every thread of every block: the same bits everywhere.
+    st = *cluster.map_shared_rank(&sh.cluster_part, 0);
+    for (int b = 1; b < csize; ++b)
+      st = combine_stats(st, *cluster.map_shared_rank(&sh.cluster_part, b), inv_t, !greedy);
+    cluster.sync();  // no block leaves (freeing its shared memory) before all have read it
+#endif
+    if (crank != 0) return;
+  }
   if (st.bad) {  // NaN or +inf: no distribution (every thread has the same st: uniform exit)
     if constexpr (kProbs) {
       for (int i = threadIdx.x; i < vocab; i += kThreads) prow[i] = __int_as_float(0x7fc00000);
@@ -827,20 +876,71 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) tokens[blockIdx.x] = st.bad ? -1 : st.arg;
 }
 
+// Thread-block clusters (sm_90 and later) on the current device; asked once per device.
+bool cluster_launch_supported() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices] = {};  // 0 unknown, 1 no, 2 yes
+  int dev = 0;
+  DAY18_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= kMaxDevices) return false;
+  int v = cached[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int yes = 0;
+    DAY18_CUDA_CHECK(cudaDeviceGetAttribute(&yes, cudaDevAttrClusterLaunch, dev));
+    v = yes ? 2 : 1;
+    cached[dev].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
 template <bool kProbs>
 void launch_sampling(int* tokens, float* probs, const Tensor& logits, const Tensor& temperature,
                      const Tensor& top_k, const Tensor& top_p, const int64_t* seeds,
-                     const int64_t* offsets, cudaStream_t stream) {
+                     const int64_t* offsets, cudaStream_t stream, int blocks_per_row = 0) {
   const int batch = static_cast<int>(logits.size(0));
   const int vocab = static_cast<int>(logits.size(1));
   if (batch == 0) return;
+  // Small batch: kClusterBlocks blocks per row (one cluster each), so that the first pass over a
+  // 128K-token row is not one SM's work. Only up to SMs / 32 rows (4 on 132 SMs): measured on
+  // the H200 (BM_sample_small_batch, 128256 fp32 logits), a cluster per row wins at batch 1 in
+  // every mode (greedy 26.7 -> 12.8 us, plain 151 -> 128, top-k 50 + top-p 0.9 205 -> 180) but
+  // loses at batch 16 where block 0 of each cluster samples alone (plain 156 -> 194 us: the
+  // clusters' first blocks share SMs).
+  DAY18_REQUIRE(blocks_per_row == 0 || blocks_per_row == 1 || blocks_per_row == kClusterBlocks,
+                "sample: blocks_per_row ", blocks_per_row, " must be 0 (auto), 1 or ",
+                kClusterBlocks);
   dispatch_float(logits.dtype(), [&]<typename T>() {
     constexpr int smem = static_cast<int>(sizeof(SmemShared));
-    DAY18_CUDA_CHECK(cudaFuncSetAttribute(sampling_kernel<T, kProbs>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    sampling_kernel<T, kProbs><<<batch, kThreads, smem, stream>>>(
-        tokens, probs, logits.ptr<T>(), temperature.ptr<float>(), top_k.ptr<int32_t>(),
-        top_p.ptr<float>(), seeds, offsets, vocab);
+    auto* kernel = sampling_kernel<T, kProbs>;
+    DAY18_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    // Clusters need the GPU (sm_90+) and a kernel binary compiled for it: built for an older
+    // architecture, the kernel has no cluster code and must get one block per row.
+    static const int binary_version = [&] {
+      cudaFuncAttributes fa = {};
+      DAY18_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+      return fa.binaryVersion;
+    }();
+    const bool clusters = binary_version >= 90 && cluster_launch_supported();
+    DAY18_REQUIRE(blocks_per_row <= 1 || clusters, "sample: blocks_per_row ", blocks_per_row,
+                  " needs thread-block clusters (an sm_90 GPU and kernel)");
+    const int per_row = blocks_per_row != 0 ? blocks_per_row
+                        : clusters && batch * kClusterSmsPerRow <= sm_count() ? kClusterBlocks
+                                                                              : 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(static_cast<unsigned>(batch * per_row));
+    cfg.blockDim = dim3(kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr = {};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(per_row);
+    attr.val.clusterDim.y = attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = per_row > 1 ? 1 : 0;
+    DAY18_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, tokens, probs, logits.ptr<T>(),
+                                        temperature.ptr<float>(), top_k.ptr<int32_t>(),
+                                        top_p.ptr<float>(), seeds, offsets, vocab));
     DAY18_CHECK_LAUNCH();
   });
 }
@@ -878,12 +978,12 @@ void top_k_top_p_probs(const Tensor& probs, const Tensor& logits, const Tensor& 
                         nullptr, stream);
 }
 
-// grid = batch (a block per row), block = 512: see the pass table at the top of this file.
+// grid = batch (a block, or a cluster of 8, per row), block = 512: see the pass table at the top.
 void sample(const Tensor& tokens, const Tensor& logits, const Tensor& temperature,
             const Tensor& top_k, const Tensor& top_p, const Tensor& seeds, const Tensor& offsets,
-            cudaStream_t stream) {
+            cudaStream_t stream, int blocks_per_row) {
   launch_sampling<false>(tokens.ptr<int32_t>(), nullptr, logits, temperature, top_k, top_p,
-                         seeds.ptr<int64_t>(), offsets.ptr<int64_t>(), stream);
+                         seeds.ptr<int64_t>(), offsets.ptr<int64_t>(), stream, blocks_per_row);
 }
 
 uint64_t sampling_row_passes_read_and_reset() {

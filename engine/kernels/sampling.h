@@ -64,6 +64,10 @@ void top_k_top_p_probs(const Tensor& probs,        // [batch, vocab] f32
                        cudaStream_t stream);
 
 // One sampled token per row.
+// blocks_per_row: 0 = the launcher's rule (a cluster of kSamplerClusterBlocks blocks per row when
+// batch <= SMs / 32 and the GPU has clusters, else one block per row); 1 or
+// kSamplerClusterBlocks forces one (the benchmarks compare them). Same tokens either way.
+inline constexpr int kSamplerClusterBlocks = 8;
 void sample(const Tensor& tokens,       // [batch] i32
             const Tensor& logits,       // [batch, vocab] f32/f16/bf16
             const Tensor& temperature,  // [batch] f32
@@ -71,7 +75,7 @@ void sample(const Tensor& tokens,       // [batch] i32
             const Tensor& top_p,        // [batch] f32
             const Tensor& seeds,        // [batch] i64
             const Tensor& offsets,      // [batch] i64
-            cudaStream_t stream);
+            cudaStream_t stream, int blocks_per_row = 0);
 
 // Instrumentation for the lesson "count the passes over the logits": every full pass that a
 // sample / top_k_top_p_probs block makes over its row of logits adds one to a device counter.

@@ -16,6 +16,10 @@
 //    double, so when a row's cumulative mass lands within ~1e-6 of p * Z at a token boundary the
 //    two can keep a different last token; the sampled token changes only if that last token is
 //    the one drawn. Gumbel keys are computed in double on both, from the same Philox bits.
+//  - Small batches (one cluster of 8 blocks per row on the GPU) and large ones (a block per row)
+//    both equal the CPU, left to the launcher and with the layout forced.
+#include <cuda_runtime.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -23,6 +27,7 @@
 #include <vector>
 
 #include "engine/kernels/philox.h"
+#include "engine/kernels/sampling.h"
 #include "engine/ops/sampling.h"
 #include "tests/support/test_support.h"
 
@@ -534,6 +539,75 @@ TEST(SamplingGpu, SampledTokensEqualCpuOnContinuousLogits) {
       EXPECT_EQ(run_sample(x, true), run_sample(x, false)) << dtype_name(dt) << " vocab " << v;
     }
   }
+}
+
+bool gpu_has_clusters() {
+  int dev = 0, yes = 0;
+  EXPECT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  EXPECT_EQ(cudaDeviceGetAttribute(&yes, cudaDevAttrClusterLaunch, dev), cudaSuccess);
+  return yes != 0;
+}
+
+// cuda::sample with its block count per row forced (0 = the launcher's rule).
+std::vector<int32_t> run_sample_forced(const Batch& x, int blocks_per_row) {
+  const int64_t b = x.logits.sizes()[0];
+  OwnedTensor tokens({b}, DType::i32, Storage::device);
+  Batch d = to_device(x);
+  Stream s;
+  poison(tokens, s);
+  cuda::sample(tokens, d.logits, d.temperature, d.top_k, d.top_p, d.seeds, d.offsets, s,
+               blocks_per_row);
+  s.synchronize();
+  OwnedTensor h = to_host(tokens);
+  return {h.ptr<int32_t>(), h.ptr<int32_t>() + b};
+}
+
+// A batch of at most SMs / 32 rows runs the sampler as one cluster of 8 blocks per row (pass 1
+// split over the cluster, the partial stats merged in distributed shared memory); the tests
+// above use 24-32 rows, one block per row. Both layouts, left to the launcher and forced, must
+// give the CPU's answers at every batch: vocabularies shorter than the cluster (empty slices),
+// not a multiple of the vector width, and 128256; every mode (greedy, plain, top-k, top-p,
+// both) and dtype.
+TEST(SamplingGpu, SmallBatchesSplitEachRowOverAClusterAndStillMatchCpu) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(17);
+  for (DType dt : kDtypes) {
+    for (int64_t v : {1, 7, 1003, 32000, 128256}) {
+      for (int b : {1, 4, 16}) {
+        std::vector<std::vector<float>> rows;
+        std::vector<int64_t> seeds, offsets;
+        for (int r = 0; r < b; ++r) {
+          rows.push_back(normal_row(rng, v, 2.5));
+          seeds.push_back(rng.randint(0, int64_t{1} << 50));
+          offsets.push_back(rng.randint(0, 100000));
+        }
+        const Batch x = make_batch(rows, dt, {b == 1 ? 0.f : 1.f, 0.f, 0.7f, 1.3f, 1.f},
+                                   {0, 50, 0, 1, 200}, {1.f, 0.9f, 0.95f, 1.f, 0.8f}, seeds,
+                                   offsets);
+        const std::vector<int32_t> cpu = run_sample(x, false);
+        EXPECT_EQ(run_sample(x, true), cpu) << dtype_name(dt) << " vocab " << v << " batch " << b;
+        for (int blocks : {1, cuda::kSamplerClusterBlocks}) {  // forced: one block, a cluster
+          if (blocks > 1 && !gpu_has_clusters()) continue;  // before sm_90: one block per row
+          EXPECT_EQ(run_sample_forced(x, blocks), cpu)
+              << dtype_name(dt) << " vocab " << v << " batch " << b << " blocks " << blocks;
+        }
+        const Batch xp = make_batch(path_rows(rng, v, b), dt, {1.f, 0.7f, 0.f, 1.5f},
+                                    {0, 50, 1, 5000, 0, 20}, {1.f, 0.9f, 0.95f, 0.5f, 1e-6f},
+                                    {}, {});
+        EXPECT_CLOSE(run_probs(xp, true).view(), run_probs(xp, false).view(),
+                     default_tolerance(DType::f32))
+            << dtype_name(dt) << " vocab " << v << " batch " << b;
+      }
+    }
+  }
+}
+
+TEST(SamplingGpu, AForcedBlockCountOtherThanOneOrAClusterIsRefusedByName) {
+  DAY18_REQUIRE_GPU();
+  Rng rng(18);
+  const Batch x = make_batch({normal_row(rng, 100, 1)}, DType::f32, {1.f}, {0}, {1.f}, {}, {});
+  for (int bad : {-1, 2, 16})
+    expect_throws_naming([&] { run_sample_forced(x, bad); }, "blocks_per_row");
 }
 
 TEST(SamplingGpu, SampledTokensAgreeWithCpuOnAdversarialRows) {
