@@ -130,11 +130,11 @@ TEST(Lab07_Task4_Report, TheFirstToOptimizeIsTheLargestSavingOfTheStep) {
         << "rank " << i + 1 << " (" << ps[i].kernel << ", " << ps[i].where << ") saves more than "
         << "rank " << i << ": rank_by_gain must put the largest saving first";
   }
-  // The committed page's rank 1: the block-size experiment's 1.70x on paged_attention v1 at
-  // B=32 ctx 2048, applied to the 412.9 us that paged attention takes of the 1642.5 us step.
-  EXPECT_EQ(ps[0].kernel, "paged_attention") << "the H200's first: " << ps[0].where;
-  EXPECT_NEAR(ps[0].gain.saved_us, 170.1, 0.05) << ps[0].where;
-  EXPECT_NEAR(ps[0].gain.pct_of_step, 10.4, 0.05) << "pct_of_step = saved / step x 100";
+  // The committed page's rank 1: the tensor-core attention kernel, 165.4 us of the 1370.7 us
+  // step at 38.8% of its memory roof, to 90%: 165.4 x (1 - 38.8 / 90).
+  EXPECT_EQ(ps[0].kernel, "paged_attention_mma_kernel") << "the H200's first: " << ps[0].where;
+  EXPECT_NEAR(ps[0].gain.saved_us, 94.1, 0.05) << ps[0].where;
+  EXPECT_NEAR(ps[0].gain.pct_of_step, 6.9, 0.05) << "pct_of_step = saved / step x 100";
 }
 
 }  // namespace
